@@ -28,23 +28,26 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser():
-    """Return the argument parser with every subcommand registered."""
+def build_parser(command=None):
+    """Return the argument parser; only ``command``'s module is imported and its options added."""
     parser = argparse.ArgumentParser(
         prog="effectual",
         description="RTL, golden models and reports for value-aware DNN accelerators.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv=None):
     """Run the command line; return the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser = build_parser(command if command in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
     try:
         status = args.run(args)

