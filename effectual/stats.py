@@ -1,0 +1,224 @@
+"""``effectual stats DIR``: value statistics and potential speedups of a network directory.
+
+Prints one table per network (a row per layer, then the network total) of the statistics of
+:mod:`golden.stats`: zero weights and activations, mean per-group precision, zero bits, terms per
+value and the work-bound potential speedups over a bit-parallel baseline. ``--json FILE`` also
+writes everything (exact counts included) as JSON. The analysis functions here are shared with
+``effectual report``.
+"""
+
+import json
+import math
+from pathlib import Path
+
+from golden import designs as design_registry
+from golden import stats as golden_stats
+
+__all__ = ["add_arguments", "run", "analyze_network", "check_network_dir", "layer_rows",
+           "format_table", "jsonable", "short_names", "STAT_COLUMNS", "POTENTIAL_COLUMNS"]
+
+#: (header, statistic key, format) of the per-layer statistics shown in the text tables
+STAT_COLUMNS = (
+    ("0 w %", "zero_weights", "pct"),
+    ("0 a %", "zero_acts", "pct"),
+    ("grpP a", "act_group_magnitude", "f2"),
+    ("grpW a", "act_group_width", "f2"),
+    ("grpW w", "weight_group_width", "f2"),
+    ("0bit a %", "act_zero_bits", "pct"),
+    ("NAF a", "act_naf_terms", "f2"),
+    ("Booth a", "act_booth_terms", "f2"),
+)
+#: (header, potential key) in table order
+POTENTIAL_COLUMNS = tuple((key, key) for key in golden_stats.POTENTIALS)
+
+
+def add_arguments(parser):
+    """Add the ``stats`` arguments to ``parser``."""
+    parser.add_argument("directories", nargs="+", metavar="DIR",
+                        help="network directory written by `effectual import` (network.json)")
+    parser.add_argument("--group-size", type=int, default=16, metavar="N",
+                        help="values per precision group (default 16)")
+    parser.add_argument("--json", metavar="FILE", help="also write all results as JSON")
+
+
+def check_network_dir(directory):
+    """Raise ``OSError`` with a one-line message unless ``directory`` holds a network."""
+    from golden.layers import MANIFEST
+
+    path = Path(directory)
+    if not path.is_dir():
+        raise OSError(f"{directory}: no such directory")
+    if not (path / MANIFEST).is_file():
+        raise OSError(f"{directory}: no {MANIFEST} here (write a network with `effectual "
+                      f"import`)")
+
+
+def analyze_network(directory, *, group_size=16, progress=None):
+    """Return the statistics and design cycles of every layer of a network directory.
+
+    Parameters
+    ----------
+    directory : path of a network directory (``network.json`` plus layer files).
+    group_size : values per precision group (:func:`golden.stats.layer_stats`).
+    progress : optional callable ``progress(n)`` called after each layer file (one per layer and
+        image) is analyzed.
+
+    Returns
+    -------
+    dict with ``name``, ``source``, ``directory``, ``bits``, ``per_channel``, ``images`` (count),
+    ``group_size``, ``extra`` (the manifest's), ``layers`` (per layer: the
+    :func:`golden.stats.combine_images` result over all images plus ``designs``: name ->
+    ``{"cycles", "speedup"}`` summed over images) and ``network`` (:func:`golden.stats.
+    network_stats` plus ``designs`` with the cycles summed over layers).
+    Raises ``OSError``/``ValueError`` for a missing, empty or invalid directory.
+    """
+    from golden.layers import load_network
+
+    check_network_dir(directory)
+    design_registry.load_designs()
+    manifest, items = load_network(directory)
+    if not manifest["layers"]:
+        raise ValueError(f"{directory}: the network has no layers")
+    layers = []
+    current, per_image, cycles = None, [], None
+    for entry, _, layer in items:
+        if current is not None and entry["index"] != current["index"]:
+            layers.append(_finish_layer(per_image, cycles))
+            per_image, cycles = [], None
+        current = entry
+        per_image.append(golden_stats.layer_stats(layer, group_size=group_size))
+        layer_cycles = {name: design.cycles(layer)
+                        for name, design in design_registry.DESIGNS.items()}
+        cycles = layer_cycles if cycles is None else {
+            name: cycles[name] + value for name, value in layer_cycles.items()}
+        if progress is not None:
+            progress(1)
+    layers.append(_finish_layer(per_image, cycles))
+    network = golden_stats.network_stats(layers)
+    network["designs"] = _speedups({name: sum(item["designs"][name]["cycles"] for item in layers)
+                                    for name in design_registry.DESIGNS})
+    return {"name": manifest["name"], "source": manifest.get("source", ""),
+            "directory": str(directory), "bits": manifest.get("bits"),
+            "per_channel": manifest.get("per_channel"), "images": len(manifest["images"]),
+            "group_size": group_size, "extra": manifest.get("extra", {}),
+            "layers": layers, "network": network}
+
+
+def _speedups(cycles):
+    baseline = cycles[design_registry.BASELINE]
+    return {name: {"cycles": value, "speedup": baseline / value if value else math.inf}
+            for name, value in cycles.items()}
+
+
+def _finish_layer(per_image, cycles):
+    result = golden_stats.combine_images(per_image)
+    result["designs"] = _speedups(cycles)
+    return result
+
+
+def short_names(names):
+    """Return ``names`` without the leading ``/``-separated components they all share.
+
+    For example ``model_1/model/conv2d/Conv2D`` and ``model_1/model/dense/MatMul`` become
+    ``conv2d/Conv2D`` and ``dense/MatMul``; a name is never shortened to nothing.
+    """
+    parts = [str(name).split("/") for name in names]
+    common = 0
+    while parts and all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
+        common += 1
+    return ["/".join(p[common:]) for p in parts]
+
+
+def _format(value, style):
+    if isinstance(value, str):
+        return value
+    if value is None or math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    if style == "pct":
+        return f"{100 * value:.1f}"
+    if style == "int":
+        return f"{value:,}"
+    return f"{value:.2f}"
+
+
+def layer_rows(analysis, *, designs=False):
+    """Return ``(headers, rows)`` of formatted strings: a row per layer, then the network total.
+
+    With ``designs`` the design speedups over the baseline are appended as columns.
+    """
+    headers = ["layer", "kind", "MACs"] + [h for h, _, _ in STAT_COLUMNS] + \
+        [h for h, _ in POTENTIAL_COLUMNS]
+    design_names = list(analysis["network"]["designs"]) if designs else []
+    headers += design_names
+    rows = []
+    names = short_names(layer["name"] for layer in analysis["layers"])
+    for item, label, kind in [(layer, name, layer["kind"])
+                              for layer, name in zip(analysis["layers"], names)] + \
+            [(analysis["network"], f"TOTAL ({analysis['network']['layers']} layers)", "")]:
+        row = [label, kind, _format(item["macs"], "int")]
+        row += [_format(item["stats"][key], style) for _, key, style in STAT_COLUMNS]
+        row += [_format(item["potentials"][key], "f2") for _, key in POTENTIAL_COLUMNS]
+        row += [_format(item["designs"][name]["speedup"], "f2") for name in design_names]
+        rows.append(row)
+    return headers, rows
+
+
+def format_table(headers, rows):
+    """Return an aligned text table (first column left-aligned, the others right-aligned)."""
+    widths = [max(len(str(r[i])) for r in [headers] + rows) for i in range(len(headers))]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule] + [line(r) for r in rows[:-1]] + [rule, line(rows[-1])])
+
+
+def jsonable(value):
+    """Return ``value`` with non-finite floats as the strings ``"inf"``/``"nan"`` (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def describe(analysis):
+    """One header line describing a network analysis."""
+    net = analysis["network"]
+    return (f"{analysis['name']}: {net['layers']} layers, {analysis['images']} image(s), "
+            f"{net['macs']:,} MACs per image, {analysis['bits']}-bit, "
+            f"group size {analysis['group_size']} ({analysis['directory']})")
+
+
+LEGEND = ("0 w/0 a: zero weights/activations; grpP: mean per-group bit length of max |value| "
+          "(no sign); grpW: mean per-group two's-complement width; 0bit: zero magnitude bits in "
+          "non-zero activations; NAF/Booth: terms per activation; A, W, W+A, Ap, Ae_*, W+Ap, "
+          "W+Ae: work-bound potential speedups over bit-parallel (golden/stats.py). TOTAL: "
+          "statistics weighted by MACs, potentials = total work ratios.")
+
+
+def run(args):
+    """Print the tables; return 0."""
+    from hw.params import check_int
+
+    group_size = check_int("--group-size", args.group_size, 1, 256)
+    for directory in args.directories:
+        check_network_dir(directory)
+    analyses = [analyze_network(d, group_size=group_size) for d in args.directories]
+    for index, analysis in enumerate(analyses):
+        if index:
+            print()
+        print(describe(analysis))
+        print(format_table(*layer_rows(analysis)))
+    print()
+    print(LEGEND)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            jsonable({"group_size": group_size, "networks": analyses}), indent=1) + "\n")
+    return 0
