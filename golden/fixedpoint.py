@@ -2,17 +2,25 @@
 
 ``quantize`` is the composition of named steps, each a function of its own:
 
-1. ``x / scale`` in float64 (IEEE, deterministic),
-2. a rounding function from `ROUNDINGS` (round half to even, round half away from zero,
+1. ``x / scale`` in float64 (IEEE, deterministic); NaN is rejected,
+2. clamp to ``[-2**62, 2**62]`` so that huge or infinite values reach saturation with the right
+   sign instead of overflowing ``int64`` (this cannot change a result: the codes are at most
+   32 bits wide),
+3. a rounding function from `ROUNDINGS` (round half to even, round half away from zero,
    truncate toward zero, floor, or stochastic rounding driven by a seeded generator),
-3. ``+ zero_point`` (asymmetric quantization only),
-4. `saturate` to the ``bits``-wide signed or unsigned range.
+4. ``+ zero_point`` (asymmetric quantization only),
+5. `saturate` to the ``bits``-wide signed or unsigned range.
+
+Every rounding function is exact for every finite float64 (no intermediate float rounding) and
+raises ``ValueError`` for NaN, infinity or a result outside ``int64``.
 
 Scales are per tensor (``axis=None``) or per channel (``axis`` = the channel axis); a per-channel
 scale is a 1-D array with one entry per index along ``axis``.
 """
 
 import numpy as np
+
+from hw.params import check_int
 
 __all__ = [
     "round_half_even", "round_half_away", "truncate", "floor", "round_stochastic", "ROUNDINGS",
@@ -21,37 +29,53 @@ __all__ = [
 ]
 
 
+def _to_int64(rounded):
+    """Convert integral float64 values to ``int64``, refusing what ``int64`` cannot hold."""
+    if not np.all(np.abs(rounded) < 2.0**63):
+        raise ValueError("cannot round NaN, infinity or a value beyond the int64 range "
+                         "to an integer")
+    return rounded.astype(np.int64)
+
+
 def round_half_even(x):
     """Round to the nearest integer, ties to even (IEEE default, numpy ``rint``)."""
-    return np.rint(np.asarray(x, dtype=np.float64)).astype(np.int64)
+    return _to_int64(np.rint(np.asarray(x, dtype=np.float64)))
 
 
 def round_half_away(x):
     """Round to the nearest integer, ties away from zero (TFLite's reference rounding)."""
     x = np.asarray(x, dtype=np.float64)
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+    whole = np.trunc(x)
+    # x - trunc(x) is exact in float64, so the tie test is exact too (inf - inf is refused by
+    # _to_int64, hence no warning).
+    with np.errstate(invalid="ignore"):
+        return _to_int64(whole + np.sign(x) * (np.abs(x - whole) >= 0.5))
 
 
 def truncate(x):
     """Round toward zero (drop the fraction)."""
-    return np.trunc(np.asarray(x, dtype=np.float64)).astype(np.int64)
+    return _to_int64(np.trunc(np.asarray(x, dtype=np.float64)))
 
 
 def floor(x):
     """Round toward minus infinity (drop fraction bits of a two's-complement number)."""
-    return np.floor(np.asarray(x, dtype=np.float64)).astype(np.int64)
+    return _to_int64(np.floor(np.asarray(x, dtype=np.float64)))
 
 
 def round_stochastic(x, rng):
-    """Round down or up with probability equal to the distance to the other neighbour.
+    """Round up with probability equal to the fraction of ``x``, down otherwise.
 
-    ``rng`` must be a ``numpy.random.Generator``; the result is a pure function of ``x`` and the
-    generator's state, so a seeded generator makes it reproducible.
+    ``floor(x) + (u < x - floor(x))`` with ``u = rng.random(x.shape)`` uniform in ``[0, 1)``
+    (multiples of ``2**-53``): integers are never changed, and the expected result is ``x`` up
+    to ``2**-53``. ``rng`` must be a ``numpy.random.Generator``; the result is a pure function
+    of ``x`` and the generator's state, so a seeded generator makes it reproducible.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, not {rng!r}")
     x = np.asarray(x, dtype=np.float64)
-    return np.floor(x + rng.random(x.shape)).astype(np.int64)
+    whole = np.floor(x)
+    with np.errstate(invalid="ignore"):
+        return _to_int64(whole + (rng.random(x.shape) < x - whole))
 
 
 #: rounding mode name -> function of (x) or, for "stochastic", of (x, rng)
@@ -64,15 +88,13 @@ ROUNDINGS = {
 }
 
 
-def _check_bits(bits):
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 32:
-        raise ValueError(f"bits must be an integer from 1 to 32, not {bits!r}")
-    return int(bits)
-
-
 def integer_range(*, bits, signed):
-    """Return ``(low, high)``, the range of ``bits``-wide signed or unsigned integers."""
-    bits = _check_bits(bits)
+    """Return ``(low, high)``, the range of ``bits``-wide signed or unsigned integers.
+
+    ``bits`` must be an integer from 1 to 32 (``TypeError`` for another type, ``ValueError``
+    out of range).
+    """
+    bits = check_int("bits", bits, 1, 32)
     if signed:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
@@ -84,21 +106,33 @@ def saturate(q, *, bits, signed):
     return np.clip(np.asarray(q, dtype=np.int64), low, high)
 
 
-def _reduce_axes(x, axis):
+def _check_axis(axis, ndim):
+    """Return ``axis`` normalized to ``0..ndim-1`` (None stays None); raise if out of range."""
     if axis is None:
         return None
-    axis = axis % x.ndim
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be None or an integer, not {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be None or an integer from {-ndim} to {ndim - 1} for a "
+                         f"{ndim}-dimensional array, not {axis}")
+    return int(axis) % ndim
+
+
+def _reduce_axes(x, axis):
+    axis = _check_axis(axis, x.ndim)
+    if axis is None:
+        return None
     return tuple(a for a in range(x.ndim) if a != axis)
 
 
-def _broadcast(param, x, axis):
+def _broadcast(param, x, axis, name):
     param = np.asarray(param, dtype=np.float64 if np.asarray(param).dtype.kind == "f" else None)
+    axis = _check_axis(axis, x.ndim)
     if axis is None or param.ndim == 0:
         return param
-    axis = axis % x.ndim
     if param.shape != (x.shape[axis],):
-        raise ValueError(f"per-channel parameter must have shape ({x.shape[axis]},), "
-                         f"not {param.shape}")
+        raise ValueError(f"{name} must be a scalar or have shape ({x.shape[axis]},) for axis "
+                         f"{axis}, not {param.shape}")
     shape = [1] * x.ndim
     shape[axis] = x.shape[axis]
     return param.reshape(shape)
@@ -140,15 +174,23 @@ def asymmetric_params(x, *, bits, axis=None):
 
 
 def quantize(x, scale, zero_point=0, *, bits, signed, rounding="half_even", rng=None, axis=None):
-    """Return ``saturate(rounding(x / scale) + zero_point)`` as ``int64`` codes."""
+    """Return ``saturate(rounding(clamp(x / scale)) + zero_point)`` as ``int64`` codes.
+
+    The steps are listed in the module docstring; ``scale`` and ``zero_point`` are scalars or,
+    with ``axis``, per-channel 1-D arrays. ``rng`` (a seeded ``numpy.random.Generator``) is
+    required by, and only used for, ``rounding="stochastic"``.
+    """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
     x = np.asarray(x, dtype=np.float64)
-    scale = _broadcast(np.asarray(scale, dtype=np.float64), x, axis)
+    scale = _broadcast(np.asarray(scale, dtype=np.float64), x, axis, "scale")
     if np.any(~(scale > 0)):
         raise ValueError("scale must be positive")
-    zero_point = _broadcast(np.asarray(zero_point, dtype=np.int64), x, axis)
+    zero_point = _broadcast(np.asarray(zero_point, dtype=np.int64), x, axis, "zero_point")
     scaled = x / scale
+    if np.any(np.isnan(scaled)):
+        raise ValueError("x must not contain NaN")
+    scaled = np.clip(scaled, -2.0**62, 2.0**62)
     if rounding == "stochastic":
         if rng is None:
             raise ValueError("stochastic rounding needs rng (a seeded numpy.random.Generator)")
@@ -161,6 +203,6 @@ def quantize(x, scale, zero_point=0, *, bits, signed, rounding="half_even", rng=
 def dequantize(q, scale, zero_point=0, *, axis=None):
     """Return ``(q - zero_point) * scale`` in float64."""
     q = np.asarray(q, dtype=np.int64)
-    scale = _broadcast(np.asarray(scale, dtype=np.float64), q, axis)
-    zero_point = _broadcast(np.asarray(zero_point, dtype=np.int64), q, axis)
+    scale = _broadcast(np.asarray(scale, dtype=np.float64), q, axis, "scale")
+    zero_point = _broadcast(np.asarray(zero_point, dtype=np.int64), q, axis, "zero_point")
     return (q - zero_point).astype(np.float64) * scale

@@ -18,6 +18,8 @@ Definitions (bit-exact, and the contract the hardware detector is checked agains
 
 import numpy as np
 
+from hw.params import check_int
+
 __all__ = ["bit_length", "trailing_zeros", "check_range", "group_precision", "value_precision"]
 
 
@@ -49,7 +51,9 @@ def check_range(values, *, value_width, signed, name="values"):
 
     Raises ``TypeError`` for a non-integer array and ``ValueError`` for any value outside the
     range of ``value_width``-bit signed or unsigned numbers; the message names ``name``.
+    ``value_width`` must be an integer from 1 to 64 (``TypeError``/``ValueError`` otherwise).
     """
+    value_width = check_int("value_width", value_width, 1, 64)
     values = np.asarray(values)
     if values.dtype == np.bool_ or not np.issubdtype(values.dtype, np.integer):
         raise TypeError(f"{name} must be an integer array, not dtype {values.dtype}")
