@@ -38,15 +38,18 @@ def test_registry():
 def test_missing_extra_is_one_line(monkeypatch, name, module, hint):
     monkeypatch.setitem(sys.modules, module, None)   # import of it now raises ImportError
     if module == "sklearn":
-        monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or _fake_torch())
+        monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or _fake_module("torch"))
         monkeypatch.setattr(workloads, "train_lenet", _needs_digits)
+    if module == "mediapipe":   # checked after ai_edge_litert, which may be missing as well
+        monkeypatch.setitem(sys.modules, "ai_edge_litert",
+                            sys.modules.get("ai_edge_litert") or _fake_module("ai_edge_litert"))
     pattern = rf"^workload {name} needs {module}, from the workloads extra: {hint}$"
     with pytest.raises(UsageError, match=pattern):
         workloads.WORKLOADS[name]([])
 
 
-def _fake_torch():
-    return type(sys)("torch")
+def _fake_module(name):
+    return type(sys)(name)
 
 
 def _needs_digits(*, workload, **_):
