@@ -1,10 +1,15 @@
 """``effectual stats DIR``: value statistics and potential speedups of a network directory.
 
-Prints one table per network (a row per layer, then the network total) of the statistics of
+Prints one table per network (a row per layer, then the network totals) of the statistics of
 :mod:`golden.stats`: zero weights and activations, mean per-group precision, zero bits, terms per
-value and the work-bound potential speedups over a bit-parallel baseline. ``--json FILE`` also
-writes everything (exact counts included) as JSON. The analysis functions here are shared with
-``effectual report``.
+value and the work-bound potential speedups over a bit-parallel baseline. Two total rows: TOTAL
+averages each statistic over the layers weighted by their MACs (and gives the potentials as total
+work ratios); POOLED counts every value and group of the network once (no potentials: those are
+work ratios already). ``--act-grouping flat`` forms the activation groups of the grpP/grpW
+statistics from runs of the flattened NHWC tensor, the convention of ``shared/realdata.md``
+(:func:`golden.stats.layer_stats`); the potentials keep the per-pixel groups. ``--json FILE``
+also writes everything (exact counts included) as JSON. The analysis functions here are shared
+with ``effectual report``.
 """
 
 import json
@@ -14,8 +19,9 @@ from pathlib import Path
 from golden import designs as design_registry
 from golden import stats as golden_stats
 
-__all__ = ["add_arguments", "run", "analyze_network", "check_network_dir", "layer_rows",
-           "format_table", "jsonable", "short_names", "STAT_COLUMNS", "POTENTIAL_COLUMNS"]
+__all__ = ["add_arguments", "add_grouping_argument", "check_grouping", "run", "analyze_network",
+           "check_network_dir", "layer_rows", "format_table", "jsonable", "short_names",
+           "STAT_COLUMNS", "POTENTIAL_COLUMNS"]
 
 #: (header, statistic key, format) of the per-layer statistics shown in the text tables
 STAT_COLUMNS = (
@@ -38,7 +44,25 @@ def add_arguments(parser):
                         help="network directory written by `effectual import` (network.json)")
     parser.add_argument("--group-size", type=int, default=16, metavar="N",
                         help="values per precision group (default 16)")
+    add_grouping_argument(parser)
     parser.add_argument("--json", metavar="FILE", help="also write all results as JSON")
+
+
+def add_grouping_argument(parser):
+    """Add ``--act-grouping`` (shared by ``stats`` and ``report``) to ``parser``."""
+    parser.add_argument("--act-grouping", default="pixel", metavar="{pixel,flat}",
+                        help="activation groups of the grpP/grpW statistics: pixel (default) = "
+                             "G consecutive channels at one pixel; flat = runs of G consecutive "
+                             "values of the flattened NHWC tensor, crossing pixels "
+                             "(shared/realdata.md's convention); potentials always use pixel "
+                             "groups")
+
+
+def check_grouping(value):
+    """Return ``value`` if it is a valid ``--act-grouping``; raise ``ValueError`` otherwise."""
+    if value not in golden_stats.ACT_GROUPINGS:
+        raise ValueError(f"--act-grouping must be 'pixel' or 'flat', not {value!r}")
+    return value
 
 
 def check_network_dir(directory):
@@ -53,20 +77,23 @@ def check_network_dir(directory):
                       f"import`)")
 
 
-def analyze_network(directory, *, group_size=16, progress=None):
+def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=None):
     """Return the statistics and design cycles of every layer of a network directory.
 
     Parameters
     ----------
     directory : path of a network directory (``network.json`` plus layer files).
     group_size : values per precision group (:func:`golden.stats.layer_stats`).
+    act_grouping : ``"pixel"`` or ``"flat"`` activation groups of the grpP/grpW statistics
+        (:func:`golden.stats.layer_stats`).
     progress : optional callable ``progress(n)`` called after each layer file (one per layer and
         image) is analyzed.
 
     Returns
     -------
     dict with ``name``, ``source``, ``directory``, ``bits``, ``per_channel``, ``images`` (count),
-    ``group_size``, ``extra`` (the manifest's), ``layers`` (per layer: the
+    ``group_size``, ``act_grouping``, ``act_signedness`` (the manifest's, ``None`` if it has
+    none), ``extra`` (the manifest's), ``layers`` (per layer: the
     :func:`golden.stats.combine_images` result over all images plus ``designs``: name ->
     ``{"cycles", "speedup"}`` summed over images) and ``network`` (:func:`golden.stats.
     network_stats` plus ``designs`` with the cycles summed over layers).
@@ -86,7 +113,8 @@ def analyze_network(directory, *, group_size=16, progress=None):
             layers.append(_finish_layer(per_image, cycles))
             per_image, cycles = [], None
         current = entry
-        per_image.append(golden_stats.layer_stats(layer, group_size=group_size))
+        per_image.append(golden_stats.layer_stats(layer, group_size=group_size,
+                                                  act_grouping=act_grouping))
         layer_cycles = {name: design.cycles(layer)
                         for name, design in design_registry.DESIGNS.items()}
         cycles = layer_cycles if cycles is None else {
@@ -100,7 +128,8 @@ def analyze_network(directory, *, group_size=16, progress=None):
     return {"name": manifest["name"], "source": manifest.get("source", ""),
             "directory": str(directory), "bits": manifest.get("bits"),
             "per_channel": manifest.get("per_channel"), "images": len(manifest["images"]),
-            "group_size": group_size, "extra": manifest.get("extra", {}),
+            "group_size": group_size, "act_grouping": act_grouping,
+            "act_signedness": manifest.get("act_signedness"), "extra": manifest.get("extra", {}),
             "layers": layers, "network": network}
 
 
@@ -144,9 +173,12 @@ def _format(value, style):
 
 
 def layer_rows(analysis, *, designs=False):
-    """Return ``(headers, rows)`` of formatted strings: a row per layer, then the network total.
+    """Return ``(headers, rows)`` of formatted strings: a row per layer, then the network totals.
 
-    With ``designs`` the design speedups over the baseline are appended as columns.
+    The last two rows are the MAC-weighted TOTAL (statistics weighted by MACs, potentials and
+    design speedups as total work/cycle ratios) and POOLED (statistics over every value and group
+    of the network counted once; its potential and design cells are empty). With ``designs`` the
+    design speedups over the baseline are appended as columns.
     """
     headers = ["layer", "kind", "MACs"] + [h for h, _, _ in STAT_COLUMNS] + \
         [h for h, _ in POTENTIAL_COLUMNS]
@@ -162,11 +194,19 @@ def layer_rows(analysis, *, designs=False):
         row += [_format(item["potentials"][key], "f2") for _, key in POTENTIAL_COLUMNS]
         row += [_format(item["designs"][name]["speedup"], "f2") for name in design_names]
         rows.append(row)
+    net = analysis["network"]
+    row = ["POOLED (every value once)", "", _format(net["macs"], "int")]
+    row += [_format(net["pooled_stats"][key], style) for _, key, style in STAT_COLUMNS]
+    row += [""] * (len(POTENTIAL_COLUMNS) + len(design_names))
+    rows.append(row)
     return headers, rows
 
 
-def format_table(headers, rows):
-    """Return an aligned text table (first column left-aligned, the others right-aligned)."""
+def format_table(headers, rows, *, footer=2):
+    """Return an aligned text table (first column left-aligned, the others right-aligned).
+
+    The last ``footer`` rows (the totals) are set off by a rule.
+    """
     widths = [max(len(str(r[i])) for r in [headers] + rows) for i in range(len(headers))]
 
     def line(cells):
@@ -174,7 +214,9 @@ def format_table(headers, rows):
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule] + [line(r) for r in rows[:-1]] + [rule, line(rows[-1])])
+    body, totals = rows[:len(rows) - footer], rows[len(rows) - footer:]
+    return "\n".join([line(headers), rule] + [line(r) for r in body] + [rule]
+                     + [line(r) for r in totals])
 
 
 def jsonable(value):
@@ -191,16 +233,23 @@ def jsonable(value):
 def describe(analysis):
     """One header line describing a network analysis."""
     net = analysis["network"]
+    signedness = analysis.get("act_signedness")
     return (f"{analysis['name']}: {net['layers']} layers, {analysis['images']} image(s), "
-            f"{net['macs']:,} MACs per image, {analysis['bits']}-bit, "
-            f"group size {analysis['group_size']} ({analysis['directory']})")
+            f"{net['macs']:,} MACs per image, {analysis['bits']}-bit"
+            + (f" (act signedness {signedness})" if signedness else "")
+            + f", group size {analysis['group_size']}"
+            + f" ({analysis.get('act_grouping', 'pixel')} activation groups for grpP/grpW)"
+            + f" ({analysis['directory']})")
 
 
 LEGEND = ("0 w/0 a: zero weights/activations; grpP: mean per-group bit length of max |value| "
           "(no sign); grpW: mean per-group two's-complement width; 0bit: zero magnitude bits in "
           "non-zero activations; NAF/Booth: terms per activation; A, W, W+A, Ap, Ae_*, W+Ap, "
           "W+Ae: work-bound potential speedups over bit-parallel (golden/stats.py). TOTAL: "
-          "statistics weighted by MACs, potentials = total work ratios.")
+          "statistics weighted by MACs, potentials = total work ratios. POOLED: every value "
+          "and group of the network counts once. Activation groups: pixel = G channels at one "
+          "pixel; flat (--act-grouping flat, grpP/grpW only) = runs of G values of the "
+          "flattened NHWC tensor.")
 
 
 def run(args):
@@ -208,9 +257,11 @@ def run(args):
     from hw.params import check_int
 
     group_size = check_int("--group-size", args.group_size, 1, 256)
+    act_grouping = check_grouping(args.act_grouping)
     for directory in args.directories:
         check_network_dir(directory)
-    analyses = [analyze_network(d, group_size=group_size) for d in args.directories]
+    analyses = [analyze_network(d, group_size=group_size, act_grouping=act_grouping)
+                for d in args.directories]
     for index, analysis in enumerate(analyses):
         if index:
             print()
@@ -220,5 +271,6 @@ def run(args):
     print(LEGEND)
     if args.json:
         Path(args.json).write_text(json.dumps(
-            jsonable({"group_size": group_size, "networks": analyses}), indent=1) + "\n")
+            jsonable({"group_size": group_size, "act_grouping": act_grouping,
+                      "networks": analyses}), indent=1) + "\n")
     return 0

@@ -577,7 +577,7 @@ def _same_layer(first, other):
 
 
 def save_network(directory, layers, *, name, source, bits, per_channel, images,
-                 rounding="half_even", extra=None, progress=None):
+                 rounding="half_even", act_signedness=None, extra=None, progress=None):
     """Write a network directory; return its manifest (the dict written to ``network.json``).
 
     Parameters
@@ -590,6 +590,9 @@ def save_network(directory, layers, *, name, source, bits, per_channel, images,
     name, source : the network's name and where it came from (model path, workload).
     bits : the quantization width (weights and activations); ``per_channel`` : per-output-channel
         weight scales; ``rounding`` : the rounding mode used.
+    act_signedness : optional string, how the importer chose signed or unsigned activation codes
+        (``"auto"`` or ``"signed"``, see `effectual.importers.common`); written as the manifest
+        key ``act_signedness`` when given, omitted otherwise.
     images : list of dicts with at least ``"name"`` and ``"source"``, one per image.
     extra : JSON-serializable dict stored under ``"extra"`` (e.g. a workload's accuracy).
     progress : optional callable wrapping the layer iterable (e.g. ``tqdm``).
@@ -599,7 +602,8 @@ def save_network(directory, layers, *, name, source, bits, per_channel, images,
     ``{index, name, source, dir}``), ``layers`` (list of ``{index, name, kind, op_type, files,
     weights_shape, activations_shape, output_shape, stride, padding, groups, weight_bits,
     act_bits, act_signed, act_scale, macs}``; ``files[j]`` is the layer file of image ``j``,
-    relative to ``directory``), ``macs`` (per image, summed over layers), ``extra``.
+    relative to ``directory``), ``macs`` (per image, summed over layers), ``extra``, and
+    ``act_signedness`` when given.
     """
     directory = Path(directory)
     images = [dict(image) for image in images]
@@ -656,6 +660,8 @@ def save_network(directory, layers, *, name, source, bits, per_channel, images,
         "rounding": rounding, "images": images, "layers": entries,
         "macs": sum(entry["macs"] for entry in entries), "extra": dict(extra or {}),
     }
+    if act_signedness is not None:
+        manifest["act_signedness"] = str(act_signedness)
     temporary = directory / (MANIFEST + ".tmp")
     temporary.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(temporary, directory / MANIFEST)

@@ -20,6 +20,14 @@ Groups (the unit of dynamic precision)
 * Incomplete groups: when the axis length is not a multiple of ``G`` the last group of each run
   holds the remaining values; it counts as one group and its precision is that of the values it
   holds (the same as zero-padding it, because zeros never widen a group).
+* ``act_grouping="flat"`` (an option of :func:`layer_stats`, default ``"pixel"``): for the
+  per-tensor statistics ``act_group_width`` and ``act_group_magnitude`` only, the activation
+  groups are instead consecutive runs of ``G`` values of the whole flattened NHWC tensor of one
+  image (``[H, W, C]`` read in memory order, runs crossing pixel boundaries when ``C`` is not a
+  multiple of ``G``; the last run holds the remaining ``H*W*C mod G`` values). This is the
+  convention that reproduces ``shared/realdata.md``'s grpP. It equals ``"pixel"`` when ``C`` is
+  a multiple of ``G`` and for FC layers. The work counts and potentials (``Ap``, ``W+Ap``) always
+  use the per-pixel groups, which are the groups a tile reads.
 
 Per-tensor statistics (over the stored tensors; padding is not part of them)
 ---------------------------------------------------------------------------
@@ -79,8 +87,11 @@ from golden.precision import bit_length, group_precision
 from golden.terms import term_count
 from hw.params import check_int
 
-__all__ = ["STATISTICS", "POTENTIALS", "layer_geometry", "activation_groups", "weight_groups",
-           "layer_stats", "combine_images", "network_stats"]
+__all__ = ["STATISTICS", "POTENTIALS", "ACT_GROUPINGS", "layer_geometry", "activation_groups",
+           "weight_groups", "layer_stats", "combine_images", "network_stats"]
+
+#: the accepted ``act_grouping`` values: per-pixel channel groups, or runs of the flat tensor
+ACT_GROUPINGS = ("pixel", "flat")
 
 #: key -> (short header, description) of the per-tensor statistics, in table order.
 STATISTICS = {
@@ -177,13 +188,24 @@ def _grouped_last_axis(values, group_size):
     return values.reshape(values.shape[:-1] + (-1, group_size))
 
 
-def activation_groups(layer, group_size=16):
+def _check_grouping(grouping, name="act_grouping"):
+    if not isinstance(grouping, str) or grouping not in ACT_GROUPINGS:
+        raise ValueError(f"{name} must be 'pixel' or 'flat', not {grouping!r}")
+    return grouping
+
+
+def activation_groups(layer, group_size=16, grouping="pixel"):
     """Return the activation groups as ``[..., group_size]`` (zero-padded incomplete groups).
 
-    Conv: ``[H, W, ceil(C/G), G]`` (NHWC order); FC: ``[ceil(C/G), G]``.
+    ``grouping="pixel"``: conv ``[H, W, ceil(C/G), G]`` (NHWC order); FC ``[ceil(C/G), G]``.
+    ``grouping="flat"``: ``[ceil(H*W*C/G), G]``, runs of the flattened NHWC tensor (see the
+    module docstring; FC as ``"pixel"``).
     """
+    _check_grouping(grouping, "grouping")
     acts = np.asarray(layer.activations, dtype=np.int64)
     nhwc = np.moveaxis(acts, 0, -1) if layer.kind == "conv" else acts
+    if grouping == "flat":
+        nhwc = nhwc.reshape(-1)
     return _grouped_last_axis(nhwc, group_size)
 
 
@@ -222,7 +244,7 @@ def _value_counts(values, *, bits, signed, prefix):
     }, naf, booth
 
 
-def layer_stats(layer, *, group_size=16):
+def layer_stats(layer, *, group_size=16, act_grouping="pixel"):
     """Return the statistics, exact counts, work and potential speedups of one layer.
 
     Parameters
@@ -230,15 +252,20 @@ def layer_stats(layer, *, group_size=16):
     layer : golden.layers.Layer
     group_size : int, 1..256
         Values per precision group (see the module docstring).
+    act_grouping : ``"pixel"`` (default) or ``"flat"``
+        The activation groups of the ``act_group_width`` and ``act_group_magnitude`` statistics
+        (see the module docstring); the work and potentials always use per-pixel groups.
 
     Returns
     -------
     dict with ``name``, ``kind``, ``macs``, ``act_bits``, ``weight_bits``, ``act_signed``,
-    ``group_size``, ``stats`` (the :data:`STATISTICS`, floats), ``counts`` (the integer counts the
-    statistics are ratios of), ``work`` (integer work of the baseline and of each reduced
-    computation, keys named in :data:`POTENTIALS`) and ``potentials`` (floats).
+    ``group_size``, ``act_grouping``, ``stats`` (the :data:`STATISTICS`, floats), ``counts``
+    (the integer counts the statistics are ratios of), ``work`` (integer work of the baseline
+    and of each reduced computation, keys named in :data:`POTENTIALS`) and ``potentials``
+    (floats).
     """
     group_size = check_int("group_size", group_size, 1, 256)
+    _check_grouping(act_grouping)
     geo = layer_geometry(layer)
     act_bits, weight_bits = int(layer.act_bits), int(layer.weight_bits)
     act_signed = bool(layer.act_signed)
@@ -251,10 +278,15 @@ def layer_stats(layer, *, group_size=16):
 
     a_groups = activation_groups(layer, group_size)
     a_width, a_magnitude = _group_width_and_magnitude(a_groups, bits=act_bits, signed=act_signed)
+    if act_grouping == "pixel" or layer.kind == "fc":
+        s_width, s_magnitude = a_width, a_magnitude
+    else:  # statistics only; a_width (per-pixel groups) stays the unit of the work below
+        s_width, s_magnitude = _group_width_and_magnitude(
+            activation_groups(layer, group_size, "flat"), bits=act_bits, signed=act_signed)
     w_width, w_magnitude = _group_width_and_magnitude(weight_groups(layer, group_size),
                                                       bits=weight_bits, signed=True)
-    counts.update(act_groups=a_width.size, act_group_width_sum=int(a_width.sum()),
-                  act_group_magnitude_sum=int(a_magnitude.sum()),
+    counts.update(act_groups=s_width.size, act_group_width_sum=int(s_width.sum()),
+                  act_group_magnitude_sum=int(s_magnitude.sum()),
                   weight_groups=w_width.size, weight_group_width_sum=int(w_width.sum()),
                   weight_group_magnitude_sum=int(w_magnitude.sum()))
 
@@ -293,7 +325,7 @@ def layer_stats(layer, *, group_size=16):
     }
     return _finish({"name": str(layer.name), "kind": layer.kind, "images": 1, "macs": macs,
                     "act_bits": act_bits, "weight_bits": weight_bits, "act_signed": act_signed,
-                    "group_size": group_size}, counts, work)
+                    "group_size": group_size, "act_grouping": act_grouping}, counts, work)
 
 
 def _finish(head, counts, work):
@@ -311,12 +343,13 @@ def combine_images(results):
     Counts and work are summed over the images (weights are counted once per image, which leaves
     their ratios unchanged), so every statistic and potential is that of all the images pooled;
     ``macs`` stays the per-image count and ``images`` is the number of images. The results must
-    share name, kind, MACs, widths and group size (``ValueError`` otherwise).
+    share name, kind, MACs, widths, group size and grouping (``ValueError`` otherwise).
     """
     results = list(results)
     if not results:
         raise ValueError("combine_images needs at least one result")
-    keys = ("name", "kind", "macs", "act_bits", "weight_bits", "act_signed", "group_size")
+    keys = ("name", "kind", "macs", "act_bits", "weight_bits", "act_signed", "group_size",
+            "act_grouping")
     first = results[0]
     for item in results[1:]:
         for key in keys:

@@ -399,3 +399,89 @@ def test_invalid_group_size():
         layer_stats(layer, group_size=0)
     with pytest.raises(TypeError, match=r"^group_size must be an integer from 1 to 256, not 2\.0$"):
         layer_stats(layer, group_size=2.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# act_grouping="flat": runs of the flattened NHWC tensor (shared/realdata.md's grpP)
+# ---------------------------------------------------------------------------------------------
+
+def naive_flat_activation_groups(layer, G):
+    """Runs of G values of the activations read in NHWC memory order, with plain loops."""
+    acts = layer.activations
+    if layer.kind == "fc":
+        flat = [int(v) for v in acts]
+    else:
+        C, H, W = acts.shape
+        flat = [int(acts[c, y, x]) for y in range(H) for x in range(W) for c in range(C)]
+    return [flat[i:i + G] for i in range(0, len(flat), G)]
+
+
+@pytest.mark.parametrize("group_size", [16, 4, 3])
+@pytest.mark.parametrize("case", list(CASES))
+def test_flat_grouping_matches_naive_runs(case, group_size):
+    rng = np.random.default_rng([zlib.crc32(case.encode()), group_size, 1])
+    layer = random_layer(rng, **CASES[case])
+    result = layer_stats(layer, group_size=group_size, act_grouping="flat")
+    counts, work = naive_layer(layer, group_size)
+    runs = naive_flat_activation_groups(layer, group_size)
+    counts.update(act_groups=len(runs),
+                  act_group_width_sum=sum(naive_width(g, layer.act_signed) for g in runs),
+                  act_group_magnitude_sum=sum(naive_magnitude(g) for g in runs))
+    assert result["counts"] == counts
+    assert result["work"] == work  # the potentials keep the per-pixel groups of the hardware
+    assert result["act_grouping"] == "flat"
+    assert result["stats"]["act_group_magnitude"] == \
+        counts["act_group_magnitude_sum"] / counts["act_groups"]
+    assert result["stats"]["act_group_width"] == counts["act_group_width_sum"] / len(runs)
+    pixel = layer_stats(layer, group_size=group_size)
+    assert pixel["act_grouping"] == "pixel" and pixel["potentials"] == result["potentials"]
+    C = layer.activations.shape[0]
+    if layer.kind == "fc" or C % group_size == 0:  # then both groupings are the same groups
+        assert pixel["counts"] == result["counts"]
+
+
+def test_flat_grouping_crosses_pixels():
+    # C = 3 at two pixels, G = 4. Pixel groups: {1, 2, 3} -> bit length 2, {100, 0, 0} -> 7.
+    # Flat runs: {1, 2, 3, 100} -> 7, {0, 0} -> 0 (all-zero group).
+    acts = np.array([[[1, 100]], [[2, 0]], [[3, 0]]])  # [C=3, H=1, W=2]
+    layer = Layer(kind="conv", weights=np.ones((1, 3, 1, 1), int), activations=acts)
+    assert activation_groups(layer, 4, "flat").tolist() == [[1, 2, 3, 100], [0, 0, 0, 0]]
+    flat = layer_stats(layer, group_size=4, act_grouping="flat")["stats"]
+    pixel = layer_stats(layer, group_size=4)["stats"]
+    assert flat["act_group_magnitude"] == (7 + 0) / 2
+    assert pixel["act_group_magnitude"] == (2 + 7) / 2
+    # unsigned widths: flat {7, 1 (all zero)}, pixel {2, 7}
+    assert flat["act_group_width"] == (7 + 1) / 2 and pixel["act_group_width"] == (2 + 7) / 2
+
+
+def test_invalid_grouping_and_mixed_images():
+    layer = Layer(kind="fc", weights=np.ones((2, 3), int), activations=np.ones(3, int),
+                  name="layer")
+    with pytest.raises(ValueError, match=r"^act_grouping must be 'pixel' or 'flat', "
+                                         r"not 'channel'$"):
+        layer_stats(layer, act_grouping="channel")
+    with pytest.raises(ValueError, match=r"^grouping must be 'pixel' or 'flat', not None$"):
+        activation_groups(layer, 4, None)
+    with pytest.raises(ValueError, match=r"^combine_images: act_grouping differs between "
+                                         r"images of layer 'layer'"):
+        combine_images([layer_stats(layer), layer_stats(layer, act_grouping="flat")])
+
+
+def test_pooled_network_stats_count_every_value_once():
+    """pooled_stats against plain loops over the values and groups of all layers."""
+    rng = np.random.default_rng(11)
+    layers = [random_layer(rng, **CASES["conv-pad-stride"], name="a"),
+              random_layer(rng, **CASES["depthwise"], name="b"),
+              random_layer(rng, **CASES["fc"], name="c")]
+    for grouping in ("pixel", "flat"):
+        net = network_stats([layer_stats(x, act_grouping=grouping) for x in layers])
+        acts = [int(v) for x in layers for v in x.activations.ravel()]
+        weights = [int(v) for x in layers for v in x.weights.ravel()]
+        naive_groups = (naive_activation_groups if grouping == "pixel"
+                        else naive_flat_activation_groups)
+        groups = [g for x in layers for g in naive_groups(x, 16)]
+        pooled = net["pooled_stats"]
+        assert pooled["zero_acts"] == sum(v == 0 for v in acts) / len(acts)
+        assert pooled["zero_weights"] == sum(v == 0 for v in weights) / len(weights)
+        assert pooled["act_naf_terms"] == sum(map(naive_naf_count, acts)) / len(acts)
+        assert pooled["act_group_magnitude"] == sum(map(naive_magnitude, groups)) / len(groups)

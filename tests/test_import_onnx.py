@@ -571,3 +571,69 @@ def test_written_files_are_valid_layer_files(tmp_path):
             assert int(layer.extra["image"]) == j
             assert int(layer.extra["layer_index"]) == entry["index"]
             assert str(layer.extra["op_type"]) == entry["op_type"] == "Conv"
+
+
+# ---------------------------------------------------------------------- --act-signedness
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_act_signedness_signed(tmp_path, bits):
+    """``--act-signedness signed``: signed symmetric codes even for a ReLU output."""
+    rng = np.random.default_rng(40 + bits)
+    w1 = rng.normal(size=(5, 2, 3, 3)).astype(np.float32)
+    w2 = rng.normal(size=(4, 5, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["y"], name="conv2")]
+    model = save_model(tmp_path / "m.onnx", nodes, [tensor("x", [1, 2, 6, 7])], ["y", "r1"],
+                       {"w1": w1, "w2": w2})
+    images = [rng.normal(size=(1, 2, 6, 7)) for _ in range(3)]
+    inputs = save_inputs(tmp_path, images)
+    cli_import(model, "-i", *inputs, "--bits", bits, "--act-signedness", "signed",
+               "-o", tmp_path / "signed")
+    cli_import(model, "-i", *inputs, "--bits", bits, "-o", tmp_path / "auto")
+    refs = [ort_outputs(model, {"x": np.asarray(x, np.float32)}) for x in images]
+    relu = np.stack([np.float64(r["r1"][0]) for r in refs])  # conv2's input, >= 0
+    assert relu.min() == 0 and relu.max() > 0
+
+    manifest, layers = loaded(tmp_path / "signed")
+    auto_manifest, auto_layers = loaded(tmp_path / "auto")
+    assert manifest["act_signedness"] == "signed" and auto_manifest["act_signedness"] == "auto"
+    assert [e["act_signed"] for e in manifest["layers"]] == [True, True]
+    assert [e["act_signed"] for e in auto_manifest["layers"]] == [True, False]
+    high = 2 ** (bits - 1) - 1
+    scale = relu.max() / high  # the formula of the option, written out here
+    for j in range(len(images)):
+        layer, auto = layers[("conv2", j)], auto_layers[("conv2", j)]
+        assert layer.act_signed and not auto.act_signed and layer.act_zero_point == 0
+        assert np.isclose(layer.act_scale, scale, rtol=1e-12)
+        assert np.isclose(auto.act_scale, relu.max() / (2 ** bits - 1), rtol=1e-12)
+        # numpy's round is half to even, the importer's documented rounding
+        assert np.array_equal(layer.activations, np.round(relu[j] / scale).astype(np.int64))
+        assert layer.activations.min() == 0 and layer.activations.max() <= high
+        check_output(layer, refs[j]["y"][0])
+        # conv1's input is already signed: both modes give the same codes and scale
+        assert np.array_equal(layers[("conv1", j)].activations,
+                              auto_layers[("conv1", j)].activations)
+        assert layers[("conv1", j)].act_scale == auto_layers[("conv1", j)].act_scale
+        assert np.array_equal(layer.weights, auto.weights)
+    # the maximum over the images maps onto the largest signed code
+    assert max(layers[("conv2", j)].activations.max() for j in range(len(images))) == high
+
+
+def test_act_signedness_bad_value(tmp_path, capsys):
+    from effectual.cli import main
+    from effectual.importers.common import Capture, write_network
+
+    model = conv_model(tmp_path, [1, 3, 5, 5])
+    inputs = save_inputs(tmp_path, [np.ones((1, 3, 5, 5))])
+    out = tmp_path / "out"
+    assert main(["import", model, "-i", *inputs, "--act-signedness", "unsigned",
+                 "-o", str(out)]) == 2
+    assert capsys.readouterr().err == ("effectual import: error: --act-signedness must be "
+                                       "'auto' or 'signed', not 'unsigned'\n")
+    assert not out.exists()
+    capture = Capture(name="n", source="s", layers=[], images=[{"name": "a", "source": "b"}])
+    with pytest.raises(ValueError, match=r"^act_signedness must be 'auto' or 'signed', "
+                                         r"not 'Signed'$"):
+        write_network(out, capture, bits=8, act_signedness="Signed", log=None)
+    assert not out.exists()

@@ -185,3 +185,65 @@ def test_invalid_group_size(network, capsys):
     assert main(["stats", str(directory), "--group-size", "0"]) == 2
     assert capsys.readouterr().err == \
         "effectual stats: error: --group-size must be an integer from 1 to 256, not 0\n"
+
+
+def _flat_group_magnitudes(layers, group_size=16):
+    """Bit lengths of max |v| over runs of the flattened NHWC tensors, with plain loops."""
+    out = []
+    for per_image in layers:
+        for layer in per_image:
+            acts = layer.activations
+            flat = ([int(v) for v in acts] if layer.kind == "fc" else
+                    [int(acts[c, y, x]) for y in range(acts.shape[1])
+                     for x in range(acts.shape[2]) for c in range(acts.shape[0])])
+            out += [max(abs(v) for v in flat[i:i + group_size]).bit_length()
+                    for i in range(0, len(flat), group_size)]
+    return out
+
+
+def test_stats_pooled_row_and_flat_grouping(network, tmp_path, capsys):
+    directory, layers = network
+    json_path = tmp_path / "stats.json"
+    assert main(["stats", str(directory), "--act-grouping", "flat", "--json",
+                 str(json_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "(flat activation groups for grpP/grpW)" in lines[0]
+    assert lines[7].startswith("TOTAL (3 layers)")
+    pooled = lines[8].split()
+    assert pooled[:4] == ["POOLED", "(every", "value", "once)"]
+    acts = np.concatenate([layer.activations.ravel() for per in layers for layer in per])
+    weights = np.concatenate([layer.weights.ravel() for per in layers for layer in per])
+    magnitudes = _flat_group_magnitudes(layers)
+    # columns: MACs, 0 w %, 0 a %, grpP a, ...; no potentials on the pooled row
+    assert pooled[5] == f"{100 * np.mean(weights == 0):.1f}"
+    assert pooled[6] == f"{100 * np.mean(acts == 0):.1f}"
+    assert pooled[7] == f"{sum(magnitudes) / len(magnitudes):.2f}"
+    assert len(pooled) == 4 + 1 + 8
+    saved = json.loads(json_path.read_text())
+    assert saved["act_grouping"] == "flat"
+    counts = saved["networks"][0]["network"]["counts"]
+    assert counts["act_groups"] == len(magnitudes)
+    assert counts["act_group_magnitude_sum"] == sum(magnitudes)
+    # the potentials do not depend on the grouping
+    _, net = _expected(layers)
+    assert saved["networks"][0]["network"]["potentials"] == net["potentials"]
+
+
+def test_report_flat_grouping_and_bad_grouping(network, tmp_path, capsys):
+    directory, layers = network
+    out = tmp_path / "report"
+    assert main(["report", str(directory), "-o", str(out), "--act-grouping", "flat"]) == 0
+    with open(out / "networks.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    magnitudes = _flat_group_magnitudes(layers)
+    assert row["act_grouping"] == "flat"
+    assert float(row["pooled_act_group_magnitude"]) == sum(magnitudes) / len(magnitudes)
+    report = json.loads((out / "report.json").read_text())
+    assert report["act_grouping"] == "flat" and report["command"].endswith(" --act-grouping flat")
+    assert "runs of G values of the flattened NHWC tensor" in (out / "report.md").read_text()
+    capsys.readouterr()
+    for command, extra in (("stats", []), ("report", ["-o", str(tmp_path / "bad")])):
+        assert main([command, str(directory), "--act-grouping", "nhwc"] + extra) == 2
+        assert capsys.readouterr().err == (f"effectual {command}: error: --act-grouping must "
+                                           f"be 'pixel' or 'flat', not 'nhwc'\n")
+    assert not (tmp_path / "bad").exists()

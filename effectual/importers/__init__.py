@@ -4,6 +4,7 @@ Usage::
 
     effectual import MODEL [--input IMAGE ...] [--bits 8|16] [--per-channel] -o DIR
                      [--input-range=LO,HI] [--layout nchw|nhwc] [--skip-unsupported]
+                     [--act-signedness auto|signed]
 
 ``MODEL`` is one of
 
@@ -22,7 +23,10 @@ Every importer has the signature (and returns a `effectual.importers.common.Capt
 images; a model file needs at least one). ``input_range`` is ``None`` unless ``--input-range``
 was given (each importer has its default: ONNX ``(0, 1)``); ``layout`` is ``None`` unless
 ``--layout`` was given (ONNX default ``nchw``, TFLite ``nhwc``). The capture is then quantized
-and written by `effectual.importers.common.write_network` (``--bits``, ``--per-channel``).
+and written by `effectual.importers.common.write_network` (``--bits``, ``--per-channel``,
+``--act-signedness``: ``auto``, the default, gives unsigned codes to a layer input without
+negative values and signed codes otherwise; ``signed`` gives signed symmetric codes to every
+layer input, the convention of ``shared/realdata.md``'s figures).
 
 Images (``--input``): PNG/JPEG/... read by matplotlib, scaled to [0, 1], converted to the
 model's channel count, resized bilinearly to the model's input height and width, then mapped
@@ -72,6 +76,10 @@ def add_arguments(parser):
     parser.add_argument("--skip-unsupported", action="store_true",
                         help="ONNX: skip unsupported conv-like nodes (ConvTranspose, dilated "
                              "conv...) with a warning instead of failing")
+    parser.add_argument("--act-signedness", default="auto", metavar="{auto,signed}",
+                        help="activation codes: auto (default) = unsigned for a layer input "
+                             "without negative values, signed otherwise; signed = signed "
+                             "symmetric codes for every layer input (as shared/realdata.md)")
 
 
 def load_capture(model, inputs, *, input_range=None, layout=None, skip_unsupported=False):
@@ -131,9 +139,14 @@ def _dispatch(model, inputs, *, input_range, layout, skip_unsupported):
 
 def run(args):
     """Run ``effectual import``; return the exit status."""
-    from effectual.importers.common import write_network
+    from effectual.importers.common import ACT_SIGNEDNESS, write_network
 
+    # Checked before the (possibly long) capture; a bad value is a one-line error, exit 2.
+    if args.act_signedness not in ACT_SIGNEDNESS:
+        raise ValueError(f"--act-signedness must be 'auto' or 'signed', not "
+                         f"{args.act_signedness!r}")
     capture = load_capture(args.model, args.inputs, input_range=args.input_range,
                            layout=args.layout, skip_unsupported=args.skip_unsupported)
-    write_network(args.output, capture, bits=args.bits, per_channel=args.per_channel)
+    write_network(args.output, capture, bits=args.bits, per_channel=args.per_channel,
+                  act_signedness=args.act_signedness)
     return 0

@@ -11,8 +11,11 @@ Quantization (the choices every network directory records in its manifest):
 * weights: symmetric, signed, ``bits`` wide, scale ``max|w| / (2**(bits-1) - 1)`` per tensor, or
   per output channel (axis 0) with ``per_channel``; an all-zero tensor/channel gets scale 1;
 * activations (each layer's input): symmetric, per tensor, zero point 0, scale from the maximum
-  magnitude over *all* captured images; **unsigned** codes (``max / (2**bits - 1)``) when every
-  captured value is >= 0, else signed codes (``max|a| / (2**(bits-1) - 1)``);
+  magnitude over *all* captured images; with ``act_signedness="auto"`` (the default)
+  **unsigned** codes (``max / (2**bits - 1)``) when every captured value is >= 0, else signed
+  codes (``max|a| / (2**(bits-1) - 1)``); with ``act_signedness="signed"`` signed codes for
+  every tensor, even a non-negative one (the convention of ``shared/realdata.md``'s figures:
+  a ReLU output then uses only the codes ``0 .. 2**(bits-1) - 1``);
 * rounding: round half to even (`golden.fixedpoint.round_half_even`); saturation cannot trigger
   because the scale maps the maximum to the largest code;
 * folding (e.g. BatchNorm into conv weights) happens in float64 *before* quantization.
@@ -35,7 +38,16 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["CapturedLayer", "Capture", "write_network", "load_inputs", "load_image",
-           "resize_bilinear", "quantize_layer", "image_records"]
+           "resize_bilinear", "quantize_layer", "image_records", "ACT_SIGNEDNESS"]
+
+#: the accepted ``act_signedness`` values (see the module docstring)
+ACT_SIGNEDNESS = ("auto", "signed")
+
+
+def _check_act_signedness(value, name="act_signedness"):
+    if not isinstance(value, str) or value not in ACT_SIGNEDNESS:
+        raise ValueError(f"{name} must be 'auto' or 'signed', not {value!r}")
+    return value
 
 
 @dataclass(kw_only=True, eq=False)
@@ -108,15 +120,19 @@ def _check_captured(layer, image_count):
     return weights, acts
 
 
-def quantize_layer(layer, *, bits, per_channel=False, rounding="half_even", image_count=None):
+def quantize_layer(layer, *, bits, per_channel=False, rounding="half_even", image_count=None,
+                   act_signedness="auto"):
     """Quantize one `CapturedLayer`; return a list of `golden.layers.Layer`, one per image.
 
     See the module docstring for the choices. ``image_count`` (default: the activations'
-    leading axis) is checked against the activations.
+    leading axis) is checked against the activations. ``act_signedness`` is ``"auto"``
+    (unsigned codes for a tensor without negative values, signed otherwise) or ``"signed"``
+    (signed codes for every tensor); anything else is a ``ValueError``.
     """
     from golden import fixedpoint
     from golden.layers import Layer
 
+    _check_act_signedness(act_signedness)
     if image_count is None:
         image_count = np.asarray(layer.activations).shape[0]
     weights, acts = _check_captured(layer, image_count)
@@ -124,7 +140,7 @@ def quantize_layer(layer, *, bits, per_channel=False, rounding="half_even", imag
     weight_scale = fixedpoint.symmetric_scale(weights, bits=bits, signed=True, axis=axis)
     q_weights = fixedpoint.quantize(weights, weight_scale, bits=bits, signed=True,
                                     rounding=rounding, axis=axis)
-    act_signed = bool(acts.size and acts.min() < 0)
+    act_signed = act_signedness == "signed" or bool(acts.size and acts.min() < 0)
     act_scale = fixedpoint.symmetric_scale(acts, bits=bits, signed=act_signed)
     q_acts = fixedpoint.quantize(acts, act_scale, bits=bits, signed=act_signed,
                                  rounding=rounding)
@@ -139,17 +155,20 @@ def quantize_layer(layer, *, bits, per_channel=False, rounding="half_even", imag
             for j in range(image_count)]
 
 
-def write_network(out_dir, capture, *, bits, per_channel=False, rounding="half_even", log=print):
+def write_network(out_dir, capture, *, bits, per_channel=False, rounding="half_even",
+                  act_signedness="auto", log=print):
     """Quantize ``capture`` (a `Capture`) and write it as a network directory ``out_dir``.
 
     Returns the manifest dict (see `golden.layers.save_network`); prints a short summary through
     ``log`` (``None`` for silence). ``bits`` is the width of weights and activations (2 .. 16);
-    ``per_channel`` selects per-output-channel weight scales.
+    ``per_channel`` selects per-output-channel weight scales; ``act_signedness`` (``"auto"`` or
+    ``"signed"``, see the module docstring) is recorded as the manifest's ``act_signedness``.
     """
     from golden.layers import save_network
 
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
         raise ValueError(f"bits must be an integer from 2 to 16, not {bits!r}")
+    _check_act_signedness(act_signedness)
     images = list(capture.images)
     totals = {"layers": 0, "conv": 0, "fc": 0, "signed": 0, "weights": 0, "zero_weights": 0,
               "acts": 0, "zero_acts": 0}
@@ -157,7 +176,8 @@ def write_network(out_dir, capture, *, bits, per_channel=False, rounding="half_e
     def quantized():
         for captured in capture.layers:
             per_image = quantize_layer(captured, bits=bits, per_channel=per_channel,
-                                       rounding=rounding, image_count=len(images))
+                                       rounding=rounding, image_count=len(images),
+                                       act_signedness=act_signedness)
             first = per_image[0]
             totals["layers"] += 1
             totals[first.kind] += 1
@@ -182,14 +202,16 @@ def write_network(out_dir, capture, *, bits, per_channel=False, rounding="half_e
                             disable=None, leave=False)
     manifest = save_network(out_dir, quantized(), name=capture.name, source=capture.source,
                             bits=int(bits), per_channel=per_channel, images=images,
-                            rounding=rounding, extra=capture.extra, progress=progress)
+                            rounding=rounding, act_signedness=act_signedness,
+                            extra=capture.extra, progress=progress)
     if log is not None:
         kinds = f"{totals['conv']} conv, {totals['fc']} fc"
         log(f"wrote {capture.name}: {totals['layers']} layers ({kinds}) x {len(images)} "
             f"image(s) to {out_dir}")
         log(f"  {bits}-bit, {'per-channel' if per_channel else 'per-tensor'} weight scales; "
-            f"activations signed in {totals['signed']} layer(s), unsigned in "
-            f"{totals['layers'] - totals['signed']}; {manifest['macs'] / 1e6:.3f} M MACs/image")
+            f"activation signedness {act_signedness}: signed in {totals['signed']} layer(s), "
+            f"unsigned in {totals['layers'] - totals['signed']}; "
+            f"{manifest['macs'] / 1e6:.3f} M MACs/image")
         log(f"  zero weights {100 * totals['zero_weights'] / max(totals['weights'], 1):.1f} %, "
             f"zero activations {100 * totals['zero_acts'] / max(totals['acts'], 1):.1f} %")
     return manifest
