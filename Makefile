@@ -38,25 +38,33 @@ help:
 	@echo "make install-workloads / install-fpga   install an optional extra into .venv"
 	@echo "make clean     remove build outputs;  make distclean also removes .venv and .cache"
 
+# A venv counts only if its pip runs: Debian's python3 without python3-venv leaves a broken
+# .venv behind, which is removed and made again.
 $(VENV)/.installed: pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
-	    && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
-	  else echo "python3 cannot create a venv; run:  sudo apt-get install -y python3-venv" >&2; exit 1; fi; }
+	@$(PY) -m pip --version >/dev/null 2>&1 || { \
+	  rm -rf $(VENV); \
+	  $(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
+	    rm -rf $(VENV); \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      echo "installing python3-venv with apt-get"; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+	      && $(PYTHON) -m venv $(VENV); \
+	    else echo "$(PYTHON) cannot create a venv; run:  sudo apt-get install -y python3-venv" >&2; exit 1; fi; }; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
 	@touch $@
 
 venv: $(VENV)/.installed
 
-# Icarus Verilog and a C++ toolchain (Verilator builds) come from apt: installed here when
-# running as root, otherwise the exact command to run is printed.
-system-tools:
+# Icarus Verilog, a C++ toolchain (Verilator builds) and the shared libpython that cocotb loads
+# come from apt: installed here when running as root, otherwise the exact command is printed.
+LIBPYTHON_CHECK := $(PY) -c "import sys, find_libpython; sys.exit(find_libpython.find_libpython() is None)"
+system-tools: venv
 	@missing=""; \
 	for tool in iverilog:iverilog g++:g++ make:make perl:perl; do \
 	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
 	done; \
+	$(LIBPYTHON_CHECK) || missing="$$missing libpython$(PY_VERSION)"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing with apt-get"; \
@@ -64,7 +72,8 @@ system-tools:
 	  else \
 	    echo "missing system packages:$$missing; run:  sudo apt-get install -y$$missing" >&2; exit 1; \
 	  fi; \
-	fi
+	fi; \
+	$(LIBPYTHON_CHECK) || { echo "cocotb needs a shared libpython for $(PYTHON) (a Python built with --enable-shared)" >&2; exit 1; }
 
 verilog: venv
 	$(EFFECTUAL) verilog --all -o $(VERILOG_DIR)

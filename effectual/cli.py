@@ -22,7 +22,7 @@ SUBCOMMANDS = {
     "lint":    ("effectual.lint", "Verilator lint of emitted Verilog"),
     "synth":   ("effectual.synth", "Yosys cell and LUT counts for iCE40 and ECP5"),
     "bench":   ("effectual.bench", "golden-model throughput in values per second"),
-    "board":   ("effectual.board", "build (and optionally program) an FPGA bitstream around one block"),
+    "board":   ("effectual.board", "build (and optionally program) an FPGA bitstream of one block"),
     "import":  ("effectual.importers", "turn a trained ONNX/TFLite model into layer files"),
     "stats":   ("effectual.stats", "value statistics of a directory of layer files"),
     "report":  ("effectual.report", "Markdown/CSV/JSON/PNG report of a directory of layer files"),
@@ -46,6 +46,9 @@ def build_parser(command=None):
 
 def main(argv=None):
     """Run the command line; return the exit status."""
+    from sim.tools import use_project_cache
+
+    use_project_cache()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser(command if command in SUBCOMMANDS else None)

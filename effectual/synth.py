@@ -12,6 +12,8 @@ import pathlib
 import shutil
 import subprocess
 
+from .hdl import read_manifest, verilog_files
+
 __all__ = ["add_arguments", "run", "synthesize", "SYNTH_COMMANDS"]
 
 #: family -> Yosys synthesis command (cell classes and tools: `hw.board`)
@@ -49,14 +51,9 @@ def synthesize(verilog_path, module, family, work_dir):
 
 def run(args):
     """Synthesize every top for every family; print a table; return the exit status."""
-    from .cli import UsageError
-
-    files = sorted(args.directory.glob("*.v"))
-    if not files:
-        raise UsageError(f"no .v files in {args.directory} (run make verilog first)")
     results = []
-    for path in files:
-        manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    for path in verilog_files([args.directory]):
+        manifest = read_manifest(path)
         for family in SYNTH_COMMANDS:
             result = synthesize(path.resolve(), manifest["module"], family, args.output)
             result["parameters"] = manifest["parameters"]

@@ -32,9 +32,10 @@ step. Test accuracies are printed and written to the manifest's ``extra``. Captu
 first test-split digit of each class 0-9.
 
 Trained weights are cached in ``$EFFECTUAL_CACHE_DIR`` (default ``$XDG_CACHE_HOME/effectual``,
-i.e. ``~/.cache/effectual``) under a name that includes a hash of the training configuration and
-the torch version; a second import skips the training (about 3 s instead of 11 s). To retrain,
-delete the cached ``lenet-digits-*.npz`` files or set ``EFFECTUAL_RETRAIN=1``.
+which the ``effectual`` command and the tests point at the source tree's ``.cache/effectual``)
+under a name that includes a hash of the training configuration and the torch version; a second
+import skips the training (about 3 s instead of 11 s). To retrain, delete the cached
+``lenet-digits-*.npz`` files or set ``EFFECTUAL_RETRAIN=1``.
 
 Each workload is a callable ``WORKLOADS[name](inputs, *, input_range=None, layout=None)`` that
 returns an ``effectual.importers.common.Capture``; ``inputs`` (paths given with ``--input``)

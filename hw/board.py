@@ -43,6 +43,8 @@ from amaranth.vendor import LatticePlatform, SiliconBluePlatform
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
+from sim.tools import use_project_cache
+
 from . import blocks
 
 __all__ = ["BOARDS", "PROGRAMMERS", "BoardTop", "get_board", "board_family", "tool_environment",
@@ -255,10 +257,7 @@ def tool_environment(family):
                           "pip install -e '.[fpga]' (make install-fpga)")
         env[variable] = path
     env["PATH"] = search_path
-    project = pathlib.Path(__file__).resolve().parent.parent
-    if (project / "pyproject.toml").is_file():
-        env.setdefault("XDG_CACHE_HOME", str(project / ".cache"))
-    return env
+    return use_project_cache(env)
 
 
 def find_programmer(board):

