@@ -158,7 +158,9 @@ class TileSchedule:
     that run these channel steps (per window, each step at every kernel position). For a
     depthwise layer every filter tile has its own single channel step, so ``steps`` is the number
     of filter tiles and ``repeats`` is 1. ``entries`` is a list of ``(repeats, lane_channels)``,
-    one per convolution group (one in total unless ``1 < groups < C``).
+    one per convolution group (one in total unless ``1 < groups < C``). ``filter_tiles`` is the
+    total number of filter tiles (the module docstring's formula), ``windows`` the number of
+    output windows (1 for FC) and ``taps`` the kernel positions ``R * S`` (1 for FC).
     """
 
     entries: list
@@ -227,8 +229,8 @@ def _stripes_cycles(layer, *, lanes=16, filters=16, columns=None, precision=None
     else:
         precision = check_int("precision", precision, needed, int(layer.act_bits))
     if layer.kind == "fc":
-        repeats, channels = plan.entries[0]
-        return -(-repeats // columns) * len(channels) * precision
+        _, channels = plan.entries[0]
+        return -(-plan.filter_tiles // columns) * len(channels) * precision
     steps = sum(repeats * len(channels) for repeats, channels in plan.entries)
     return steps * plan.taps * -(-plan.windows // columns) * precision
 
@@ -256,9 +258,9 @@ def _dynamic_stripes_cycles(layer, *, lanes=16, filters=16, columns=None, trim_l
     trim_lsb = check_bool("trim_lsb", trim_lsb)
     plan = tile_schedule(layer, lanes=lanes, filters=filters)
     if layer.kind == "fc":
-        repeats, channels = plan.entries[0]
+        _, channels = plan.entries[0]
         width = _lane_widths(layer, channels, trim_lsb)
-        return -(-repeats // columns) * int(width.sum())
+        return -(-plan.filter_tiles // columns) * int(width.sum())
     R, S = layer.weights.shape[2:]
     sh, sw = (int(s) for s in layer.stride)
     top, bottom, left, right = layer.padding

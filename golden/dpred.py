@@ -45,6 +45,7 @@ import numpy as np
 
 from hw.params import check_bool, check_int
 
+from ._checks import check_axis
 from .precision import check_range, group_precision
 
 __all__ = ["MAX_GROUP_SIZE", "MAX_VALUE_WIDTH", "header_width", "DPRedSize", "DPRedTensor",
@@ -94,24 +95,6 @@ class DPRedSize:
         if self.uncompressed_bits == 0:
             return math.nan
         return self.compressed_bits / self.uncompressed_bits
-
-
-def _check_axis(axis, ndim):
-    """Return ``axis`` normalized to ``0..ndim-1``, or None."""
-    if axis is None:
-        return None
-    if isinstance(axis, bool):
-        raise TypeError(f"axis must be None or an integer, not {axis!r}")
-    try:
-        axis = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"axis must be None or an integer, not {axis!r}") from None
-    if ndim == 0:
-        raise ValueError(f"axis must be None for a 0-dimensional tensor, not {axis}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis must be an integer from {-ndim} to {ndim - 1} for a "
-                         f"{ndim}-dimensional tensor, not {axis}")
-    return axis % ndim
 
 
 def _row_shape(shape, axis):
@@ -251,7 +234,7 @@ class DPRedTensor:
             self.value_width, self.signed, self.group_size, self.zero_skip)
         object.__setattr__(self, "value_width", value_width)
         object.__setattr__(self, "group_size", group_size)
-        object.__setattr__(self, "axis", _check_axis(self.axis, len(shape)))
+        object.__setattr__(self, "axis", check_axis(self.axis, len(shape)))
 
     @property
     def group_count(self):
@@ -321,7 +304,7 @@ def encoded_size(values, *, value_width, signed, group_size=16, zero_skip=False,
     value_width, signed, group_size, zero_skip = _check_params(value_width, signed, group_size,
                                                                zero_skip)
     values = check_range(values, value_width=value_width, signed=signed, name="values")
-    axis = _check_axis(axis, values.ndim)
+    axis = check_axis(axis, values.ndim)
     groups = _to_groups(values, axis, group_size)
     widths, _ = group_precision(groups, value_width=value_width, signed=signed)
     record_bits = header_width(value_width) + (group_size if zero_skip else 0)
@@ -360,7 +343,7 @@ def encode(values, *, value_width, signed, group_size=16, zero_skip=False, axis=
     value_width, signed, group_size, zero_skip = _check_params(value_width, signed, group_size,
                                                                zero_skip)
     values = check_range(values, value_width=value_width, signed=signed, name="values")
-    axis = _check_axis(axis, values.ndim)
+    axis = check_axis(axis, values.ndim)
     groups = _to_groups(values, axis, group_size)
     widths, _ = group_precision(groups, value_width=value_width, signed=signed)
     nonzero = groups != 0

@@ -5,7 +5,8 @@
 1. ``x / scale`` in float64 (IEEE, deterministic); NaN is rejected,
 2. clamp to ``[-2**62, 2**62]`` so that huge or infinite values reach saturation with the right
    sign instead of overflowing ``int64`` (this cannot change a result: the codes are at most
-   32 bits wide),
+   32 bits wide, and ``zero_point`` must itself be a code, an integer in the ``bits``-wide
+   range, so adding it to a clamped value neither overflows nor brings it back into range),
 3. a rounding function from `ROUNDINGS` (round half to even, round half away from zero,
    truncate toward zero, floor, or stochastic rounding driven by a seeded generator),
 4. ``+ zero_point`` (asymmetric quantization only),
@@ -21,6 +22,9 @@ scale is a 1-D array with one entry per index along ``axis``.
 import numpy as np
 
 from hw.params import check_int
+
+from ._checks import check_axis, integer_bounds
+from .precision import check_range
 
 __all__ = [
     "round_half_even", "round_half_away", "truncate", "floor", "round_stochastic", "ROUNDINGS",
@@ -94,10 +98,7 @@ def integer_range(*, bits, signed):
     ``bits`` must be an integer from 1 to 32 (``TypeError`` for another type, ``ValueError``
     out of range).
     """
-    bits = check_int("bits", bits, 1, 32)
-    if signed:
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
+    return integer_bounds(check_int("bits", bits, 1, 32), signed)
 
 
 def saturate(q, *, bits, signed):
@@ -106,20 +107,8 @@ def saturate(q, *, bits, signed):
     return np.clip(np.asarray(q, dtype=np.int64), low, high)
 
 
-def _check_axis(axis, ndim):
-    """Return ``axis`` normalized to ``0..ndim-1`` (None stays None); raise if out of range."""
-    if axis is None:
-        return None
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"axis must be None or an integer, not {axis!r}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis must be None or an integer from {-ndim} to {ndim - 1} for a "
-                         f"{ndim}-dimensional array, not {axis}")
-    return int(axis) % ndim
-
-
 def _reduce_axes(x, axis):
-    axis = _check_axis(axis, x.ndim)
+    axis = check_axis(axis, x.ndim)
     if axis is None:
         return None
     return tuple(a for a in range(x.ndim) if a != axis)
@@ -127,7 +116,7 @@ def _reduce_axes(x, axis):
 
 def _broadcast(param, x, axis, name):
     param = np.asarray(param, dtype=np.float64 if np.asarray(param).dtype.kind == "f" else None)
-    axis = _check_axis(axis, x.ndim)
+    axis = check_axis(axis, x.ndim)
     if axis is None or param.ndim == 0:
         return param
     if param.shape != (x.shape[axis],):
@@ -177,16 +166,20 @@ def quantize(x, scale, zero_point=0, *, bits, signed, rounding="half_even", rng=
     """Return ``saturate(rounding(clamp(x / scale)) + zero_point)`` as ``int64`` codes.
 
     The steps are listed in the module docstring; ``scale`` and ``zero_point`` are scalars or,
-    with ``axis``, per-channel 1-D arrays. ``rng`` (a seeded ``numpy.random.Generator``) is
-    required by, and only used for, ``rounding="stochastic"``.
+    with ``axis``, per-channel 1-D arrays. ``zero_point`` must be an integer (integer dtype,
+    ``TypeError`` otherwise) in `integer_range` of ``bits`` and ``signed`` (``ValueError``
+    otherwise). ``rng`` (a seeded ``numpy.random.Generator``) is required by, and only used for,
+    ``rounding="stochastic"``.
     """
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
+    bits = check_int("bits", bits, 1, 32)
     x = np.asarray(x, dtype=np.float64)
     scale = _broadcast(np.asarray(scale, dtype=np.float64), x, axis, "scale")
     if np.any(~(scale > 0)):
         raise ValueError("scale must be positive")
-    zero_point = _broadcast(np.asarray(zero_point, dtype=np.int64), x, axis, "zero_point")
+    zero_point = check_range(zero_point, value_width=bits, signed=signed, name="zero_point")
+    zero_point = _broadcast(zero_point, x, axis, "zero_point")
     scaled = x / scale
     if np.any(np.isnan(scaled)):
         raise ValueError("x must not contain NaN")
@@ -201,8 +194,13 @@ def quantize(x, scale, zero_point=0, *, bits, signed, rounding="half_even", rng=
 
 
 def dequantize(q, scale, zero_point=0, *, axis=None):
-    """Return ``(q - zero_point) * scale`` in float64."""
+    """Return ``(q - zero_point) * scale`` in float64.
+
+    ``zero_point`` must be an integer (integer dtype, ``TypeError`` otherwise) that fits
+    ``int64`` (``ValueError`` otherwise); with no ``bits`` here, its code range is not checked.
+    """
     q = np.asarray(q, dtype=np.int64)
     scale = _broadcast(np.asarray(scale, dtype=np.float64), q, axis, "scale")
-    zero_point = _broadcast(np.asarray(zero_point, dtype=np.int64), q, axis, "zero_point")
+    zero_point = check_range(zero_point, value_width=64, signed=True, name="zero_point")
+    zero_point = _broadcast(zero_point, q, axis, "zero_point")
     return (q - zero_point).astype(np.float64) * scale

@@ -20,6 +20,8 @@ import numpy as np
 
 from hw.params import check_int
 
+from ._checks import integer_bounds
+
 __all__ = ["bit_length", "trailing_zeros", "check_range", "group_precision", "value_precision"]
 
 
@@ -60,8 +62,7 @@ def check_range(values, *, value_width, signed, name="values"):
     if values.dtype == np.uint64 and values.size and values.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds values outside the 64-bit signed range")
     values = values.astype(np.int64)
-    low = -(1 << (value_width - 1)) if signed else 0
-    high = (1 << (value_width - 1)) - 1 if signed else (1 << value_width) - 1
+    low, high = integer_bounds(value_width, signed)
     if values.size and (values.min() < low or values.max() > high):
         kind = "signed" if signed else "unsigned"
         raise ValueError(f"{name} must fit {value_width}-bit {kind} ({low}..{high}); "
@@ -70,8 +71,15 @@ def check_range(values, *, value_width, signed, name="values"):
 
 
 def value_precision(values, *, signed):
-    """Return the minimal width (>= 1) of each single value (a group of one)."""
-    values = np.asarray(values).astype(np.int64)
+    """Return the minimal width (>= 1) of each single value (a group of one), as ``int64``.
+
+    ``values`` must be an integer array (``TypeError`` otherwise) whose values fit ``int64``,
+    and, unsigned, be non-negative (``ValueError`` otherwise).
+    """
+    values = check_range(values, value_width=64, signed=True, name="values")
+    if not signed and values.size and values.min() < 0:
+        raise ValueError(f"values must be non-negative when signed is False; "
+                         f"found {values.min()}")
     if signed:
         return bit_length(np.where(values < 0, ~values, values)) + 1
     return np.maximum(bit_length(values), 1)

@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from golden.designs import BASELINE, DESIGNS, Design, get_design, layer_cycles, register
+from golden.designs import (BASELINE, DESIGNS, Design, get_design, layer_cycles, register,
+                            tile_schedule)
 from golden.layers import Layer
 from golden.stats import layer_stats
 
@@ -176,6 +177,25 @@ def test_cycles_match_naive_simulation(case, tile):
     for trim_lsb in (False, True):
         assert get_design("dynamic-stripes").cycles(layer, trim_lsb=trim_lsb, **options) \
             == naive_dynamic(layer, lanes, filters, columns, trim_lsb)
+
+
+@pytest.mark.parametrize("tile", range(len(TILES)))
+@pytest.mark.parametrize("case", list(CASES))
+def test_tile_schedule_matches_naive_tiles(case, tile):
+    """Every field of the schedule against the naive tile list and window enumeration."""
+    layer = random_layer(np.random.default_rng(len(case)), **CASES[case])
+    lanes, filters = TILES[tile].get("lanes", 16), TILES[tile].get("filters", 16)
+    plan = tile_schedule(layer, lanes=lanes, filters=filters)
+    tiles = naive_tiles(layer, lanes, filters)
+    assert plan.filter_tiles == len(tiles)
+    rows = [[None if c < 0 else int(c) for c in row]
+            for repeats, channels in plan.entries for _ in range(repeats) for row in channels]
+    assert rows == [step for steps in tiles for step in steps]
+    if layer.kind == "fc":
+        assert (plan.windows, plan.taps) == (1, 1)
+    else:
+        assert plan.windows == len(naive_windows(layer))
+        assert plan.taps == layer.weights.shape[2] * layer.weights.shape[3]
 
 
 def test_baseline_closed_form():

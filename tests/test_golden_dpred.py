@@ -265,15 +265,17 @@ def test_parameter_errors():
             ("signed", 1, TypeError, "signed must be True or False, not 1"),
             ("zero_skip", "no", TypeError, "zero_skip must be True or False, not 'no'"),
             ("axis", 1, ValueError,
-             "axis must be an integer from -1 to 0 for a 1-dimensional tensor, not 1"),
+             "axis must be None or an integer from -1 to 0 for a 1-dimensional array, "
+             "not 1"),
             ("axis", -2, ValueError,
-             "axis must be an integer from -1 to 0 for a 1-dimensional tensor, not -2"),
+             "axis must be None or an integer from -1 to 0 for a 1-dimensional array, "
+             "not -2"),
             ("axis", 0.0, TypeError, "axis must be None or an integer, not 0.0")]:
         for function in (dpred.encode, dpred.encoded_size):
             with pytest.raises(kind, match=message(text)):
                 function([1, 2], **good | {name: value})
     with pytest.raises(ValueError, match=message(
-            "axis must be None for a 0-dimensional tensor, not 0")):
+            "axis must be None for a 0-dimensional array, not 0")):
         dpred.encode(5, axis=0, **good)
     with pytest.raises(TypeError, match=message(
             "values must be an integer array, not dtype float64")):

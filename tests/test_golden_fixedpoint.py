@@ -199,6 +199,57 @@ def test_quantize_saturates_huge_and_infinite_values_to_the_right_end():
         255, 0, 255, 0, 255, 5]
 
 
+@pytest.mark.parametrize("signed", [True, False])
+def test_quantize_with_extreme_zero_points_saturates_like_python(signed):
+    """Any zero point in the code range, with values far beyond it: plain Python reference
+    (clamp to +-2**62, round() ties to even, add, clip)."""
+    x = [math.inf, -math.inf, 1e300, -1e300, 2.0**62, -(2.0**62), 2.0**40 + 0.5, -2.5, 0.5, 0.0]
+    for bits in (1, 2, 8, 31, 32):
+        low, high = (-(2**(bits - 1)), 2**(bits - 1) - 1) if signed else (0, 2**bits - 1)
+        for zero_point in (low, high, np.int64(low), np.uint32(high) if not signed else low):
+            expected = [min(max(round(min(max(v, -(2.0**62)), 2.0**62)) + int(zero_point), low),
+                            high) for v in x]
+            assert fixedpoint.quantize(x, 1.0, zero_point, bits=bits,
+                                       signed=signed).tolist() == expected
+        per_channel = fixedpoint.quantize([x, x], 1.0, [low, high], bits=bits, signed=signed,
+                                          axis=0)
+        assert per_channel.tolist() == [
+            [min(max(round(min(max(v, -(2.0**62)), 2.0**62)) + zp, low), high) for v in x]
+            for zp in (low, high)]
+
+
+def test_zero_point_errors():
+    with pytest.raises(TypeError, match=message("zero_point must be an integer array, not dtype "
+                                                "float64")):
+        fixedpoint.quantize([0.0], 1.0, 3.7, bits=8, signed=False)
+    with pytest.raises(TypeError, match=message("zero_point must be an integer array, not dtype "
+                                                "float64")):
+        fixedpoint.quantize([0.0], 1.0, 3.0, bits=8, signed=False)
+    with pytest.raises(TypeError, match=message("zero_point must be an integer array, not dtype "
+                                                "bool")):
+        fixedpoint.quantize([0.0], 1.0, True, bits=8, signed=True)
+    with pytest.raises(ValueError, match=message("zero_point must fit 8-bit signed (-128..127); "
+                                                 "found 4611686018427387904..4611686018427387904")):
+        fixedpoint.quantize([2.0**62], 1.0, 2**62, bits=8, signed=True)
+    with pytest.raises(ValueError, match=message("zero_point must fit 8-bit signed (-128..127); "
+                                                 "found -129..-129")):
+        fixedpoint.quantize([0.0], 1.0, -129, bits=8, signed=True)
+    with pytest.raises(ValueError, match=message("zero_point must fit 4-bit unsigned (0..15); "
+                                                 "found -1..16")):
+        fixedpoint.quantize(np.zeros((3, 2)), 1.0, [-1, 3, 16], bits=4, signed=False, axis=0)
+    with pytest.raises(ValueError, match=message("bits must be an integer from 1 to 32, "
+                                                 "not 33")):
+        fixedpoint.quantize([0.0], 1.0, 0, bits=33, signed=True)
+    with pytest.raises(TypeError, match=message("zero_point must be an integer array, not dtype "
+                                                "float64")):
+        fixedpoint.dequantize([1], 1.0, 0.5)
+    with pytest.raises(ValueError, match=message("zero_point holds values outside the 64-bit "
+                                                 "signed range")):
+        fixedpoint.dequantize([1], 1.0, np.uint64(2**63))
+    # dequantize has no code range: any int64 zero point is accepted
+    assert fixedpoint.dequantize([1], 0.5, 2**40).tolist() == [(1 - 2**40) * 0.5]
+
+
 def test_quantize_and_scale_errors():
     x = np.ones((2, 3))
     with pytest.raises(ValueError, match=message("rounding must be one of half_even, half_away, "
@@ -221,6 +272,11 @@ def test_quantize_and_scale_errors():
         fixedpoint.symmetric_scale(x, bits=8, axis=-3)
     with pytest.raises(TypeError, match=message("axis must be None or an integer, not 1.0")):
         fixedpoint.asymmetric_params(x, bits=8, axis=1.0)
+    with pytest.raises(TypeError, match=message("axis must be None or an integer, not True")):
+        fixedpoint.quantize(x, 1.0, bits=8, signed=True, axis=True)
+    with pytest.raises(ValueError, match=message("axis must be None for a 0-dimensional array, "
+                                                 "not 0")):
+        fixedpoint.quantize(1.0, 1.0, bits=8, signed=True, axis=0)
     with pytest.raises(ValueError, match=message("x must not contain NaN")):
         fixedpoint.quantize([1.0, math.nan], 1.0, bits=8, signed=True)
     with pytest.raises(ValueError, match=message("stochastic rounding needs rng (a seeded "

@@ -179,3 +179,27 @@ def test_check_range():
     with pytest.raises(ValueError, match=message("groups must have at least one axis (the "
                                                  "group axis)")):
         precision.group_precision(np.int64(3), value_width=4, signed=True)
+
+
+def test_value_precision_errors():
+    with pytest.raises(ValueError, match=message("values must be non-negative when signed is "
+                                                 "False; found -3")):
+        precision.value_precision([-3], signed=False)
+    with pytest.raises(ValueError, match=message("values must be non-negative when signed is "
+                                                 "False; found -9")):
+        precision.value_precision(np.array([[5, -9], [0, -1]], dtype=np.int8), signed=False)
+    for values, dtype in (([2.7], "float64"), ([2.0], "float64"), ([True], "bool"),
+                          (["3"], "<U1")):
+        with pytest.raises(TypeError, match=message(f"values must be an integer array, not "
+                                                    f"dtype {dtype}")):
+            precision.value_precision(values, signed=True)
+    with pytest.raises(ValueError, match=message("values holds values outside the 64-bit "
+                                                 "signed range")):
+        precision.value_precision(np.array([2**63], dtype=np.uint64), signed=False)
+    # the int64 extremes and unsigned dtypes are still accepted (naive reference)
+    extremes = [-(2**63), -1, 0, 2**63 - 1]
+    assert precision.value_precision(np.array(extremes), signed=True).tolist() == [
+        naive_width([v], True) for v in extremes]
+    unsigned = np.array([0, 1, 255, 2**63 - 1], dtype=np.uint64)
+    assert precision.value_precision(unsigned, signed=False).tolist() == [
+        naive_width([int(v)], False) for v in unsigned]
