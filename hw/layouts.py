@@ -45,8 +45,23 @@ def precision_layout(params):
 
 
 def pack_group(params, values):
-    """Return the payload bits (an ``int``) of one group given as a sequence of integers."""
-    return group_layout(params).const([int(value) for value in values]).as_bits()
+    """Return the payload bits (an ``int``) of one group given as a sequence of integers.
+
+    Raises
+    ------
+    ValueError
+        If a value is outside ``params.min_value..params.max_value`` (`Layout.const` would
+        silently keep only its low bits).
+    """
+    _check_params(params)
+    values = [int(value) for value in values]
+    for index, value in enumerate(values):
+        if not params.min_value <= value <= params.max_value:
+            kind = "signed" if params.signed else "unsigned"
+            raise ValueError(f"values[{index}] = {value} is out of range for {kind} "
+                             f"{params.value_width}-bit values: must be from "
+                             f"{params.min_value} to {params.max_value}")
+    return group_layout(params).const(values).as_bits()
 
 
 def unpack_precision(params, bits):

@@ -62,9 +62,10 @@ class DynamicPrecisionDetector(wiring.Component):
       ``o_stream.valid = i_stream.valid``, ``i_stream.ready = o_stream.ready`` and
       ``o_stream.payload`` is a function of ``i_stream.payload``.
     * ``pipelined=True`` (``latency`` 1): one register stage in the ``sync`` domain (Verilog
-      ports ``clk`` and ``rst``, synchronous active-high reset) with full throughput: ``i_stream.ready = ~o_stream.valid | o_stream.ready``, so a new group is
-      accepted in the same cycle the previous result leaves. ``o_stream.valid`` does not depend
-      on ``o_stream.ready`` and, once asserted, ``o_stream.valid`` and ``o_stream.payload`` hold
+      ports ``clk`` and ``rst``, synchronous active-high reset) with full throughput:
+      ``i_stream.ready = ~o_stream.valid | o_stream.ready``, so a new group is accepted in the
+      same cycle the previous result leaves. ``o_stream.valid`` does not depend on
+      ``o_stream.ready`` and, once asserted, ``o_stream.valid`` and ``o_stream.payload`` hold
       until the transfer. Reset empties the stage (``o_stream.valid`` = 0).
 
     Raises

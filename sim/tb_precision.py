@@ -4,20 +4,24 @@ Run through `sim.runner.run_cocotb` (see ``tests/test_cocotb_precision.py``). Th
 carries the configuration: ``PARAM_*`` (`hw.params.PrecisionParams.to_env`), ``SEED`` and
 ``NUM_SAMPLES``. Every received precision is compared, in order, with
 `golden.precision.group_precision` of the group that was sent; each test ends by checking that
-every expected result arrived and nothing else did.
+every expected result arrived and nothing else did. The last two tests check the harness
+itself: its timeouts count cycles without a transfer (so runs of any length pass) and report
+what is still pending, and the driver rejects payload bits wider than the stream.
 
 The vector generators `edge_case_groups` and `random_groups` are plain numpy and are shared with
 the amaranth.sim unit tests (``tests/test_precision.py``).
 """
 
+import itertools
 import os
 
 import numpy as np
+import pytest
 
 import cocotb
 
 from golden.precision import group_precision
-from hw.layouts import group_layout, precision_layout
+from hw.layouts import group_layout, pack_group, precision_layout
 from hw.params import PrecisionParams
 
 from sim.streams import Clocking, StreamDriver, StreamMonitor, random_pattern
@@ -89,18 +93,20 @@ def _config():
 
 
 class PrecisionTestbench:
-    """Driver, monitor and in-order scoreboard around the detector."""
+    """Driver, monitor and in-order scoreboard around the detector.
 
-    def __init__(self, dut, params, *, seed, idle=0.0, stall=0.0):
+    ``idle`` and ``stall`` are the driver's idle and the monitor's backpressure patterns
+    (`sim.streams.StreamDriver`, `sim.streams.StreamMonitor`); None means never.
+    """
+
+    def __init__(self, dut, params, *, idle=None, stall=None):
         self.dut = dut
         self.params = params
         self.clocking = Clocking(dut)
-        self.driver = StreamDriver(
-            dut, "i_stream", group_layout(params), self.clocking,
-            idle=random_pattern(idle, seed=seed * 2 + 1) if idle else None)
-        self.monitor = StreamMonitor(
-            dut, "o_stream", precision_layout(params), self.clocking,
-            stall=random_pattern(stall, seed=seed * 2 + 2) if stall else None)
+        self.driver = StreamDriver(dut, "i_stream", group_layout(params), self.clocking,
+                                   idle=idle)
+        self.monitor = StreamMonitor(dut, "o_stream", precision_layout(params), self.clocking,
+                                     stall=stall)
         self.groups = []
 
     async def start(self):
@@ -114,12 +120,15 @@ class PrecisionTestbench:
         """Queue groups (``[N, group_size]`` integers)."""
         for group in groups:
             self.groups.append(group)
-            self.driver.send([int(v) for v in group])
+            self.driver.send(pack_group(self.params, group))
 
-    async def finish(self, *, drain_cycles=10):
-        """Wait for every result, check them all against golden and check nothing else came."""
-        await self.driver.wait_idle()
-        await self.monitor.wait_for(len(self.groups))
+    async def finish(self, *, drain_cycles=10, timeout_cycles=1000):
+        """Wait for every result, check them all against golden and check nothing else came.
+
+        Fails if nothing is transferred for ``timeout_cycles`` consecutive cycles meanwhile.
+        """
+        await self.driver.wait_idle(timeout_cycles)
+        await self.monitor.wait_for(len(self.groups), timeout_cycles)
         await self.clocking.cycles(drain_cycles)
         self.check()
 
@@ -151,7 +160,8 @@ async def test_random_traffic(dut):
     """Edge cases and NUM_SAMPLES random groups, with random idle cycles and backpressure."""
     params, seed, num_samples = _config()
     rng = np.random.default_rng(seed)
-    tb = PrecisionTestbench(dut, params, seed=seed, idle=0.3, stall=0.3)
+    tb = PrecisionTestbench(dut, params, idle=random_pattern(0.3, seed=seed * 2 + 1),
+                            stall=random_pattern(0.3, seed=seed * 2 + 2))
     await tb.start()
     tb.send(edge_case_groups(params))
     tb.send(random_groups(params, num_samples, rng))
@@ -164,7 +174,7 @@ async def test_full_throughput_latency(dut):
     """Without idle or backpressure: one group per cycle, each result exactly `latency` later."""
     params, seed, num_samples = _config()
     rng = np.random.default_rng(seed + 1)
-    tb = PrecisionTestbench(dut, params, seed=seed)
+    tb = PrecisionTestbench(dut, params)
     await tb.start()
     count = min(num_samples, 200)
     tb.send(random_groups(params, count, rng))
@@ -180,7 +190,7 @@ async def test_full_throughput_latency(dut):
 async def test_reset(dut):
     """Clocked: reset empties a held result; combinational: no clock or reset port at all."""
     params, seed, _ = _config()
-    tb = PrecisionTestbench(dut, params, seed=seed)
+    tb = PrecisionTestbench(dut, params)
     assert tb.clocking.clocked == (params.latency > 0), \
         f"clk port present={tb.clocking.clocked} but latency={params.latency}"
     if not tb.clocking.clocked:
@@ -191,7 +201,7 @@ async def test_reset(dut):
     tb.clocking.start()
     await tb.clocking.reset()
     # Offer one group while the output is not ready: it is accepted and held in the register.
-    tb.driver.send([int(v) for v in groups[0]])
+    tb.driver.send(pack_group(params, groups[0]))
     tb.driver.start()
     await tb.driver.wait_idle()
     await tb.clocking.next_cycle()
@@ -203,4 +213,64 @@ async def test_reset(dut):
     tb.driver.sent.clear()
     tb.send(groups[1:])
     tb.monitor.start()
+    await tb.finish()
+
+
+def _switch(flag):
+    """Return an endless pattern yielding ``flag[0]``, which the test may change meanwhile."""
+    while True:
+        yield flag[0]
+
+
+@cocotb.test()
+async def test_timeouts_count_cycles_without_transfer(dut):
+    """A run many times longer than the timeout passes while transfers keep coming."""
+    params, seed, _ = _config()
+    timeout = 12
+    # valid after two idle cycles, ready one cycle in four: transfers are at most ~8 apart.
+    tb = PrecisionTestbench(dut, params, idle=itertools.cycle([True, True, False]),
+                            stall=itertools.cycle([True, True, True, False]))
+    await tb.start()
+    start = tb.clocking.cycle()
+    tb.send(random_groups(params, 50, np.random.default_rng(seed + 3)))
+    await tb.finish(timeout_cycles=timeout)
+    assert tb.clocking.cycle() - start > 10 * timeout
+
+
+@cocotb.test()
+async def test_timeout_messages_and_send_range(dut):
+    """Timeouts fire after exactly `timeout_cycles` quiet cycles, naming what is pending."""
+    params, seed, _ = _config()
+    hold_valid, hold_ready = [True], [True]
+    tb = PrecisionTestbench(dut, params, idle=_switch(hold_valid), stall=_switch(hold_ready))
+    size = group_layout(params).size
+    for bits in (-1, 1 << size):
+        with pytest.raises(ValueError, match=rf"^StreamDriver\.send: bits {bits:#x} out of range: "
+                                             rf"must be from 0 to {(1 << size) - 1:#x} "
+                                             rf"\({size} bits\)$"):
+            tb.driver.send(bits)
+    with pytest.raises(TypeError, match=r"^StreamDriver\.send: bits must be an int, not \[1\]$"):
+        tb.driver.send([1])
+    assert tb.driver.pending == 0
+    groups = random_groups(params, 3, np.random.default_rng(seed + 4))
+    await tb.start()
+    tb.send(groups)
+    # Nothing offered yet: all three groups are pending.
+    await tb.clocking.next_cycle()
+    before = tb.clocking.cycle()
+    with pytest.raises(AssertionError, match=r"^StreamDriver: 3 payloads still pending, none "
+                                             r"transferred for 10 cycles$"):
+        await tb.driver.wait_idle(timeout_cycles=10)
+    assert tb.clocking.cycle() - before == 10
+    # Offered, but the output is never ready: the detector takes `latency` groups at most.
+    hold_valid[0] = False
+    await tb.clocking.cycles(5)
+    assert len(tb.driver.sent) == params.latency
+    with pytest.raises(AssertionError, match=rf"^StreamDriver: {3 - params.latency} payloads "
+                                             rf"still pending, none transferred for 10 cycles$"):
+        await tb.driver.wait_idle(timeout_cycles=10)
+    with pytest.raises(AssertionError, match=r"^StreamMonitor: received 0 of 3 payloads, then "
+                                             r"nothing for 10 cycles$"):
+        await tb.monitor.wait_for(3, timeout_cycles=10)
+    hold_ready[0] = False
     await tb.finish()

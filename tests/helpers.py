@@ -8,19 +8,20 @@ Conventions (Amaranth 0.5 async testbenches only):
 * `stream_send` / `stream_receive` drive and consume an Amaranth stream with optional random idle
   cycles (source side) and backpressure (sink side), record the cycle of every transfer, check
   the stream rules on the DUT's output (valid never drops and the payload never changes before
-  the transfer), and fail with a timeout instead of hanging.
+  the transfer), and fail with a timeout instead of hanging. The idle and backpressure patterns
+  are those of the cocotb harness, `sim.streams.never` and `sim.streams.random_pattern`.
 * Payloads are exchanged as raw bits (``int``): pack and unpack them with the layouts in
   `hw.layouts`, never with hand-written offsets.
 """
 
-import itertools
 import os
 
 from amaranth.hdl import ClockDomain, Module, Signal, Value
 from amaranth.sim import Simulator
 
-__all__ = ["SimTop", "sim_top", "run_simulation", "never", "random_pattern",
-           "stream_put", "stream_get", "stream_send", "stream_receive", "as_bits"]
+from sim.streams import never
+
+__all__ = ["SimTop", "sim_top", "run_simulation", "stream_send", "stream_receive", "as_bits"]
 
 CLOCK_PERIOD = 1e-6
 
@@ -67,39 +68,9 @@ def run_simulation(top, *testbenches, clocked=True, vcd_name=None):
         sim.run()
 
 
-def never():
-    """Return an endless pattern that never inserts idle/backpressure cycles."""
-    return itertools.repeat(False)
-
-
-def random_pattern(rng, probability):
-    """Return an endless pattern of booleans, each ``True`` with ``probability`` (numpy ``rng``).
-
-    ``True`` means "insert an idle cycle" for a source and "not ready" for a sink.
-    """
-    while True:
-        yield from (rng.random(256) < probability).tolist()
-
-
 def as_bits(value):
     """Return the raw bits of a value read from the simulator (``int`` or `data.Const`)."""
     return value.as_bits() if hasattr(value, "as_bits") else int(value)
-
-
-async def stream_put(ctx, stream, payload):
-    """Transfer one payload into ``stream`` (blocking until it is accepted)."""
-    ctx.set(stream.valid, 1)
-    ctx.set(stream.payload, payload)
-    await ctx.tick().until(stream.ready)
-    ctx.set(stream.valid, 0)
-
-
-async def stream_get(ctx, stream):
-    """Transfer one payload out of ``stream`` and return it."""
-    ctx.set(stream.ready, 1)
-    payload, = await ctx.tick().sample(stream.payload).until(stream.valid)
-    ctx.set(stream.ready, 0)
-    return payload
 
 
 async def stream_send(ctx, stream, payloads, *, cycle, idle=None, timeout=1000):

@@ -39,14 +39,6 @@ DEFAULT_COMB = PrecisionParams()
 DEFAULT_PIPE = PrecisionParams(pipelined=True)
 
 
-@pytest.fixture
-def board_cli(monkeypatch):
-    """`effectual.cli.main` with the ``board`` subcommand registered (until cli.py lists it)."""
-    monkeypatch.setitem(cli.SUBCOMMANDS, "board",
-                        ("effectual.board", "build a board bitstream around one block"))
-    return cli.main
-
-
 # --- elaboration for every board ---------------------------------------------------------------
 
 def _pins(platform, name):
@@ -275,9 +267,9 @@ def test_board_top_reset_restarts_the_pattern():
     (["board", "ulx3s-85f", "precision", "--value-width", "wide", "-o", "out"],
      "effectual board: error: value_width must be an integer, not 'wide'"),
 ])
-def test_board_errors_are_one_line(argv, message, board_cli, tmp_path, monkeypatch, capsys):
+def test_board_errors_are_one_line(argv, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert board_cli(argv) == 2
+    assert cli.main(argv) == 2
     assert capsys.readouterr().err == message + "\n"
     assert not list(tmp_path.iterdir())
 
@@ -308,13 +300,13 @@ def _fake_tool(directory, name):
     ("ulx3s-85f", "effectual board: error: cannot program ulx3s-85f: openFPGALoader not found "
                   "on PATH (Debian: apt-get install openfpgaloader)"),
 ])
-def test_missing_programmer_is_reported_before_building(board, message, bare_path, board_cli,
-                                                        tmp_path, capsys):
+def test_missing_programmer_is_reported_before_building(board, message, bare_path, tmp_path,
+                                                        capsys):
     if any((pathlib.Path(sys.executable).parent / tool).exists()
            for tool in ("iceprog", "openFPGALoader")):
         pytest.fail("a programmer is installed in the venv; this test needs it absent")
     out = tmp_path / "out"
-    assert board_cli(["board", board, "--program", "-o", str(out)]) == 2
+    assert cli.main(["board", board, "--program", "-o", str(out)]) == 2
     assert capsys.readouterr().err == message + "\n"
     assert not out.exists()
 
@@ -387,14 +379,14 @@ def _documented_flip_flops(params, clock_hz):
     return n_in + n_out + 1 + 32 + counter + 2 + stage + por   # fold, lfsr, button sync
 
 
-def test_icebreaker_bitstream(board_cli, tmp_path, capsys):
+def test_icebreaker_bitstream(tmp_path, capsys):
     try:
         hw_board.tool_environment("ice40")
     except OSError as error:
         pytest.skip(f"fpga extra not installed: {error}")
     out = tmp_path / "icebreaker"
-    assert board_cli(["board", "icebreaker", "precision", "--group-size", "4",
-                      "--value-width", "8", "--pipelined", "-o", str(out)]) == 0
+    assert cli.main(["board", "icebreaker", "precision", "--group-size", "4",
+                     "--value-width", "8", "--pipelined", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     result = json.loads((out / "board.json").read_text())
     assert result["parameters"] == dataclasses.asdict(SMALL)

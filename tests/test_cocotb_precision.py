@@ -2,7 +2,8 @@
 
 Each case emits the detector with its parameters into its own ``tmp_path``, builds it with the
 given simulator and runs ``sim/tb_precision.py`` (driver, monitor and scoreboard against
-`golden.precision.group_precision`, with random idle cycles and backpressure).
+`golden.precision.group_precision`, with random idle cycles and backpressure, plus two tests of
+the harness's timeouts and range check).
 """
 
 import os
@@ -19,7 +20,9 @@ CONFIGS = {
     "g3-w32-s-trim-comb": PrecisionParams(group_size=3, value_width=32, signed=True,
                                           trim_lsb=True),
 }
-EXPECTED_TESTS = {"test_random_traffic", "test_full_throughput_latency", "test_reset"}
+EXPECTED_TESTS = {"test_random_traffic", "test_full_throughput_latency", "test_reset",
+                  "test_timeouts_count_cycles_without_transfer",
+                  "test_timeout_messages_and_send_range"}
 
 
 @pytest.mark.cocotb
