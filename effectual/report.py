@@ -9,10 +9,25 @@ Files written into ``REPORT_DIR``:
 ``report.md``       summary tables (one row per network), definitions, then per-layer tables
 ``networks.csv``    one row per network: statistics (MAC-weighted and pooled), potentials, work,
                     counts, design cycles and speedups
-``layers.csv``      one row per (network, layer) with the same columns (no pooled ones)
-``report.json``     everything, nested (non-finite numbers as the strings "inf"/"nan")
+``layers.csv``      one row per (network, layer) with the same columns (no pooled ones), and
+                    the network's ``directory``, which tells imports of the same model apart
+``report.json``     everything, nested (non-finite numbers as the strings "inf"/"nan"), with
+                    ``"format": "effectual-report"`` and ``files``, the names written
 ``summary.png``     per-network bars of potential and design speedups
 ``<network>.png``   per-layer bars of potential and design speedups, one file per network
+
+Units: MACs are per image (``MACs/image``, CSV ``macs_per_image``); design cycles are summed
+over all the images of a network (``<design> cycles (all images)``, CSV
+``<design>_cycles_all_images``, JSON ``cycles_all_images``), as are the CSV ``work_*`` and
+``count_*`` columns; statistics, potentials and speedups are ratios of those sums.
+
+``REPORT_DIR`` is checked (and created) before any statistics are computed: a path that is an
+existing file or cannot be created is a one-line error. A non-empty ``REPORT_DIR`` must hold an
+earlier Effectual report (its ``report.json``); the files that report wrote (``report.md``, the
+CSV files, ``report.json`` and the PNG files it lists, or for a report.json without that list,
+``summary.png`` and the ``<network>.png`` of its networks) are deleted before the new report is
+written, and any other file is left alone. A non-empty directory without an Effectual
+``report.json`` is refused (one-line error), so a report never mixes with unrelated files.
 """
 
 import csv
@@ -21,22 +36,32 @@ import math
 import re
 from pathlib import Path
 
-from effectual.stats import (LEGEND, POTENTIAL_COLUMNS, add_grouping_argument, analyze_network,
-                             check_grouping, check_network_dir, describe, jsonable, short_names)
+from effectual.stats import (CYCLES, LEGEND, POTENTIAL_COLUMNS, UNITS, add_grouping_argument,
+                             analyze_network, check_grouping, check_network_dir, describe,
+                             jsonable, short_names)
 from golden import stats as golden_stats
 
-__all__ = ["add_arguments", "run", "write_report"]
+__all__ = ["add_arguments", "run", "write_report", "prepare_output", "REPORT_FORMAT"]
 
 #: potentials drawn in the plots (Ae_booth is in the tables only)
 PLOTTED_POTENTIALS = ("A", "W", "W+A", "Ap", "Ae_naf", "W+Ap", "W+Ae")
+#: ``report.json``'s ``format``: marks a directory as an Effectual report directory
+REPORT_FORMAT = "effectual-report"
+#: the files every report writes, whatever its networks
+FIXED_FILES = ("report.md", "layers.csv", "networks.csv", "report.json", "summary.png")
+#: suffixes of the files a report writes (nothing else is ever deleted from REPORT_DIR)
+_REPORT_SUFFIXES = (".md", ".csv", ".json", ".png")
 
 
 def add_arguments(parser):
     """Add the ``report`` arguments to ``parser``."""
     parser.add_argument("directories", nargs="+", metavar="DIR",
-                        help="network directories written by `effectual import`")
+                        help="network directories written by `effectual import` or "
+                             "golden.layers.save_network")
     parser.add_argument("-o", "--output", required=True, metavar="REPORT_DIR",
-                        help="folder for report.md, CSV, JSON and PNG files (created)")
+                        help="folder for report.md, CSV, JSON and PNG files (created; the "
+                             "files of an earlier report there are replaced; any other "
+                             "non-empty folder is refused)")
     parser.add_argument("--group-size", type=int, default=16, metavar="N",
                         help="values per precision group (default 16)")
     add_grouping_argument(parser)
@@ -76,7 +101,7 @@ def _common_columns(item, design_names):
     for key, value in item["counts"].items():
         row[f"count_{key}"] = value
     for name in design_names:
-        row[f"{name}_cycles"] = item["designs"][name]["cycles"]
+        row[f"{name}_{CYCLES}"] = item["designs"][name][CYCLES]
         row[f"{name}_speedup"] = item["designs"][name]["speedup"]
     return row
 
@@ -128,19 +153,25 @@ def _markdown(analyses, names, descriptions, group_size, command, act_grouping="
     rows = [[a["name"]] + [_fmt(a["network"]["potentials"][k]) for k, _ in POTENTIAL_COLUMNS]
             for a in analyses]
     out += [_md_table(["network"] + [h for h, _ in POTENTIAL_COLUMNS], rows), ""]
-    out += ["### Designs (cycle models; speedup over bit-parallel)", ""]
+    out += ["### Designs (cycle models; cycles summed over all images; speedup over "
+            "bit-parallel)", ""]
     rows = []
     for analysis in analyses:
         designs = analysis["network"]["designs"]
-        rows.append([analysis["name"]] + [_fmt(designs[n]["cycles"], "int") for n in design_names]
+        rows.append([analysis["name"], analysis["images"]]
+                    + [_fmt(designs[n][CYCLES], "int") for n in design_names]
                     + [_fmt(designs[n]["speedup"]) for n in design_names[1:]])
-    out += [_md_table(["network"] + [f"{n} cycles" for n in design_names]
+    out += [_md_table(["network", "images"] + [f"{n} cycles (all images)" for n in design_names]
                       + [f"{n} speedup" for n in design_names[1:]], rows), ""]
     out += ["![summary](summary.png)", "", "## Definitions", "", LEGEND, "",
             "Potentials: " + "; ".join(f"**{k}** {d}" for k, (d, _, _)
                                        in golden_stats.POTENTIALS.items()) + ".", "",
             "Designs: " + "; ".join(f"**{n}** {descriptions[n]}" for n in design_names)
-            + ". Exact definitions: golden/stats.py and golden/designs.py.", ""]
+            + ". Exact definitions: golden/stats.py and golden/designs.py.", "",
+            "Units: MACs are per image; design cycles are summed over all the images of a "
+            "network (networks.csv/layers.csv: `macs_per_image`, `<design>_cycles_all_images`; "
+            "the `work_*` and `count_*` columns are summed over all images too); statistics, "
+            "potentials and speedups are ratios of those sums.", ""]
     for analysis, name in zip(analyses, names):
         out += [f"## {analysis['name']}", "", describe(analysis) + ".", ""]
         if analysis["source"]:
@@ -148,7 +179,7 @@ def _markdown(analyses, names, descriptions, group_size, command, act_grouping="
         notes = _notes(analysis["extra"])
         if notes:
             out += ["Importer notes: " + notes + ".", ""]
-        headers = ["#", "layer", "kind", "MACs"] + [h for h, _, _ in _MD_STATS] + \
+        headers = ["#", "layer", "kind", "MACs/image"] + [h for h, _, _ in _MD_STATS] + \
             [h for h, _ in POTENTIAL_COLUMNS] + design_names[1:]
         rows = []
         short = short_names(x["name"] for x in analysis["layers"])
@@ -178,6 +209,28 @@ def _notes(extra):
     return "; ".join(items)
 
 
+#: tick mantissas per decade, finest first; `_log_ticks` takes the finest that is not crowded
+_TICK_STEPS = ((1, 1.1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 9), (1, 1.5, 2, 3, 5, 7), (1, 2, 5),
+               (1, 3), (1,))
+
+
+def _log_ticks(low, high, most=8):
+    """Return readable tick values in ``[low, high]`` for a log axis (at most ``most``).
+
+    The values are ``m * 10**e`` for the finest mantissa set of `_TICK_STEPS` that gives at
+    most ``most`` ticks (e.g. 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2 over 0.75..2.2; 1, 2, 5, 10, 20 over
+    0.8..30); wider ranges keep every k-th power of ten. ``1`` is a tick whenever it is in range.
+    """
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    for steps in _TICK_STEPS:
+        ticks = [float(f"{m * 10.0 ** e:.6g}") for e in range(first, last + 1) for m in steps]
+        ticks = [t for t in ticks if low <= t <= high]
+        if len(ticks) <= most:
+            return ticks
+    stride = math.ceil(len(ticks) / most)
+    return [t for t in ticks if round(math.log10(t)) % stride == 0]
+
+
 def _bar_chart(axis, labels, series, title):
     """Grouped bars of ``series`` (name -> list of values) on a log axis; inf drawn clipped."""
     import matplotlib.ticker
@@ -185,7 +238,8 @@ def _bar_chart(axis, labels, series, title):
 
     finite = [v for values in series.values() for v in values if math.isfinite(v) and v > 0]
     top = max(finite + [1.0]) * 1.5
-    axis.set_ylim(min(finite + [1.0]) / 1.2, top * 1.2)
+    low, high = min(finite + [1.0]) / 1.2, top * 1.2
+    axis.set_ylim(low, high)
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(labels))
     for i, (name, values) in enumerate(series.items()):
@@ -194,7 +248,8 @@ def _bar_chart(axis, labels, series, title):
         axis.bar(x + (i - (len(series) - 1) / 2) * width, np.array(values) - 1.0, width,
                  bottom=1.0, label=name)
     axis.set_yscale("log")
-    axis.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_ylim(low, high)
+    axis.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(_log_ticks(low, high)))
     axis.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     axis.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axis.axhline(1.0, color="black", linewidth=0.8)
@@ -220,40 +275,124 @@ def _plot(path, labels, potentials, designs, title):
     plt.close(figure)
 
 
+def _file_names(names):
+    """Return the files a report of networks with the PNG stems ``names`` writes."""
+    return list(FIXED_FILES[:4]) + [f"{name}.png" for name in names] + [FIXED_FILES[4]]
+
+
+def _png_stems(network_names):
+    """Return a unique, file-safe PNG stem per network name (``name``, ``name-2``...)."""
+    stems, seen = [], set()
+    for network_name in network_names:
+        stem = _safe(str(network_name))
+        base, n = stem, 2
+        while stem in seen or stem == "summary":
+            stem, n = f"{base}-{n}", n + 1
+        seen.add(stem)
+        stems.append(stem)
+    return stems
+
+
+def _previous_report_files(output):
+    """Return the files an earlier report wrote in the directory ``output`` (existing ones).
+
+    Returns ``None`` if ``output`` holds no ``report.json`` of an Effectual report.
+    """
+    try:
+        previous = json.loads((output / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(previous, dict):
+        return None
+    if previous.get("format") == REPORT_FORMAT and isinstance(previous.get("files"), list):
+        names = [n for n in previous["files"] if isinstance(n, str)]
+    elif "format" not in previous and isinstance(previous.get("networks"), list) \
+            and "designs" in previous:  # written before reports listed their files
+        try:
+            names = _file_names(_png_stems(a["name"] for a in previous["networks"]))
+        except (KeyError, TypeError):
+            return None
+    else:
+        return None
+    files = []
+    for name in names:
+        path = output / name
+        if Path(name).name == name and path.suffix in _REPORT_SUFFIXES and path.is_file():
+            files.append(path)
+    return files
+
+
+def prepare_output(output):
+    """Check the report directory ``output`` and create it; return ``(created, stale)``.
+
+    ``created`` lists the directories this call created (deepest last), ``stale`` the files of
+    an earlier report in ``output`` (see the module docstring), to delete before writing.
+    Raises ``NotADirectoryError``/``OSError`` with a one-line message if ``output`` is a file or
+    cannot be created, and ``ValueError`` for a non-empty directory that holds no earlier
+    Effectual report.
+    """
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise NotADirectoryError(f"{output}: exists and is not a directory; give a directory "
+                                 f"for the report")
+    missing = []
+    ancestor = output
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        missing.append(ancestor)
+        ancestor = ancestor.parent
+    if missing and not ancestor.is_dir():
+        raise NotADirectoryError(f"{output}: cannot create the report directory: {ancestor} "
+                                 f"is not a directory")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OSError(f"{output}: cannot create the report directory ({reason})") from None
+    created = missing[::-1]
+    if created or not any(output.iterdir()):
+        return created, []
+    stale = _previous_report_files(output)
+    if stale is None:
+        raise ValueError(f"{output}: is not empty and holds no report.json of an earlier "
+                         f"Effectual report; refusing to write a report there (give a new or "
+                         f"empty directory)")
+    return created, stale
+
+
 def write_report(analyses, output, *, group_size=16, command="", act_grouping="pixel"):
     """Write every report file for ``analyses`` (from `analyze_network`) into ``output``.
 
     ``group_size`` and ``act_grouping`` are those the analyses used (recorded in the files).
-    Returns the list of paths written.
+    ``output`` is checked and prepared by `prepare_output`: the files of an earlier report
+    there are deleted first, and a non-empty directory without an earlier report is refused
+    (``ValueError``) before anything is written. Returns the list of paths written.
     """
     from golden.designs import DESIGNS
 
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    _, stale = prepare_output(output)
     design_names = list(analyses[0]["network"]["designs"])
     descriptions = {n: DESIGNS[n].description for n in design_names}
-    names, seen = [], set()
-    for analysis in analyses:
-        name = _safe(analysis["name"])
-        base, n = name, 2
-        while name in seen or name == "summary":
-            name, n = f"{base}-{n}", n + 1
-        seen.add(name)
-        names.append(name)
+    names = _png_stems(analysis["name"] for analysis in analyses)
+    for path in stale:
+        path.unlink()
     written = []
 
     layer_rows, network_rows = [], []
     for analysis, name in zip(analyses, names):
         for index, layer in enumerate(analysis["layers"]):
-            row = {"network": analysis["name"], "index": index, "layer": layer["name"],
-                   "kind": layer["kind"], "images": layer["images"], "macs": layer["macs"],
+            row = {"network": analysis["name"], "directory": analysis["directory"],
+                   "index": index, "layer": layer["name"],
+                   "kind": layer["kind"], "images": layer["images"],
+                   "macs_per_image": layer["macs"],
                    "act_bits": layer["act_bits"], "weight_bits": layer["weight_bits"],
                    "act_signed": layer["act_signed"], "group_size": layer["group_size"]}
             row.update(_common_columns(layer, design_names))
             layer_rows.append(row)
         net = analysis["network"]
         row = {"network": analysis["name"], "directory": analysis["directory"],
-               "layers": net["layers"], "images": analysis["images"], "macs": net["macs"],
+               "layers": net["layers"], "images": analysis["images"],
+               "macs_per_image": net["macs"],
                "bits": analysis["bits"], "group_size": analysis["group_size"],
                "act_grouping": analysis.get("act_grouping", "pixel"),
                "act_signedness": analysis.get("act_signedness") or ""}
@@ -266,8 +405,9 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
         written.append(output / filename)
 
     path = output / "report.json"
-    path.write_text(json.dumps(jsonable({"group_size": group_size, "act_grouping": act_grouping,
-                                         "command": command,
+    path.write_text(json.dumps(jsonable({"format": REPORT_FORMAT, "files": _file_names(names),
+                                         "group_size": group_size, "act_grouping": act_grouping,
+                                         "command": command, "units": UNITS,
                                          "designs": descriptions,
                                          "networks": analyses}), indent=1) + "\n")
     written.append(path)
@@ -296,7 +436,11 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
 
 
 def run(args):
-    """Analyze every directory (with a progress bar over layer files) and write the report."""
+    """Analyze every directory (with a progress bar over layer files) and write the report.
+
+    The networks and ``-o`` are checked before any statistics are computed (see the module
+    docstring); a report directory this run created is removed again if the analysis fails.
+    """
     import shlex
     import sys
 
@@ -314,12 +458,22 @@ def run(args):
         if not manifest["layers"]:
             raise ValueError(f"{directory}: the network has no layers")
         total += len(manifest["layers"]) * len(manifest["images"])
+    created, _ = prepare_output(args.output)
     analyses = []
-    with tqdm(total=total, desc="report", unit="layer", file=sys.stderr, mininterval=0.5) as bar:
-        for directory in args.directories:
-            bar.set_postfix_str(Path(directory).name)
-            analyses.append(analyze_network(directory, group_size=group_size,
-                                            act_grouping=act_grouping, progress=bar.update))
+    try:
+        with tqdm(total=total, desc="report", unit="layer", file=sys.stderr,
+                  mininterval=0.5) as bar:
+            for directory in args.directories:
+                bar.set_postfix_str(Path(directory).name)
+                analyses.append(analyze_network(directory, group_size=group_size,
+                                                act_grouping=act_grouping, progress=bar.update))
+    except BaseException:
+        for path in reversed(created):
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise
     command = "effectual report " + " ".join(
         shlex.quote(a) for a in list(args.directories) + ["-o", str(args.output)]
         + (["--group-size", str(group_size)] if group_size != 16 else [])

@@ -10,6 +10,10 @@ statistics from runs of the flattened NHWC tensor, the convention of ``shared/re
 (:func:`golden.stats.layer_stats`); the potentials keep the per-pixel groups. ``--json FILE``
 also writes everything (exact counts included) as JSON. The analysis functions here are shared
 with ``effectual report``.
+
+Units: ``MACs`` are per image (every image of a network has the same layers); the work, counts
+and design cycles are summed over all the images of the network (the JSON keys say so:
+``cycles_all_images``); ratios (statistics, potentials, speedups) are those of the sums.
 """
 
 import json
@@ -21,7 +25,7 @@ from golden import stats as golden_stats
 
 __all__ = ["add_arguments", "add_grouping_argument", "check_grouping", "run", "analyze_network",
            "check_network_dir", "layer_rows", "format_table", "jsonable", "short_names",
-           "STAT_COLUMNS", "POTENTIAL_COLUMNS"]
+           "STAT_COLUMNS", "POTENTIAL_COLUMNS", "LEGEND", "UNITS"]
 
 #: (header, statistic key, format) of the per-layer statistics shown in the text tables
 STAT_COLUMNS = (
@@ -36,12 +40,23 @@ STAT_COLUMNS = (
 )
 #: (header, potential key) in table order
 POTENTIAL_COLUMNS = tuple((key, key) for key in golden_stats.POTENTIALS)
+#: the key of a design's cycle count in the analysis (summed over every image of the network)
+CYCLES = "cycles_all_images"
+#: what each number of an analysis counts (written into the JSON files)
+UNITS = {
+    "macs": "per image (every image of a network has the same layers)",
+    "work": "summed over all images of the network",
+    "counts": "summed over all images of the network",
+    CYCLES: "design cycles summed over all images of the network",
+    "stats, potentials, speedup": "ratios of the sums over all images",
+}
 
 
 def add_arguments(parser):
     """Add the ``stats`` arguments to ``parser``."""
     parser.add_argument("directories", nargs="+", metavar="DIR",
-                        help="network directory written by `effectual import` (network.json)")
+                        help="network directory (network.json + layer files) written by "
+                             "`effectual import` or golden.layers.save_network")
     parser.add_argument("--group-size", type=int, default=16, metavar="N",
                         help="values per precision group (default 16)")
     add_grouping_argument(parser)
@@ -74,7 +89,8 @@ def check_network_dir(directory):
         raise OSError(f"{directory}: no such directory")
     if not (path / MANIFEST).is_file():
         raise OSError(f"{directory}: no {MANIFEST} here (write a network with `effectual "
-                      f"import`)")
+                      f"import`, or from your own Layer objects with "
+                      f"golden.layers.save_network)")
 
 
 def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=None):
@@ -94,9 +110,11 @@ def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=
     dict with ``name``, ``source``, ``directory``, ``bits``, ``per_channel``, ``images`` (count),
     ``group_size``, ``act_grouping``, ``act_signedness`` (the manifest's, ``None`` if it has
     none), ``extra`` (the manifest's), ``layers`` (per layer: the
-    :func:`golden.stats.combine_images` result over all images plus ``designs``: name ->
-    ``{"cycles", "speedup"}`` summed over images) and ``network`` (:func:`golden.stats.
-    network_stats` plus ``designs`` with the cycles summed over layers).
+    :func:`golden.stats.combine_images` result over all images, whose ``macs`` is per image
+    and ``work``/``counts`` are summed over the images, plus ``designs``: name ->
+    ``{"cycles_all_images", "speedup"}``, the cycles summed over the images) and ``network``
+    (:func:`golden.stats.network_stats` plus ``designs`` with the cycles summed over layers
+    and images).
     Raises ``OSError``/``ValueError`` for a missing, empty or invalid directory.
     """
     from golden.layers import load_network
@@ -109,7 +127,7 @@ def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=
     layers = []
     current, per_image, cycles = None, [], None
     for entry, _, layer in items:
-        if current is not None and entry["index"] != current["index"]:
+        if current is not None and entry is not current:
             layers.append(_finish_layer(per_image, cycles))
             per_image, cycles = [], None
         current = entry
@@ -123,7 +141,7 @@ def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=
             progress(1)
     layers.append(_finish_layer(per_image, cycles))
     network = golden_stats.network_stats(layers)
-    network["designs"] = _speedups({name: sum(item["designs"][name]["cycles"] for item in layers)
+    network["designs"] = _speedups({name: sum(item["designs"][name][CYCLES] for item in layers)
                                     for name in design_registry.DESIGNS})
     return {"name": manifest["name"], "source": manifest.get("source", ""),
             "directory": str(directory), "bits": manifest.get("bits"),
@@ -135,7 +153,7 @@ def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=
 
 def _speedups(cycles):
     baseline = cycles[design_registry.BASELINE]
-    return {name: {"cycles": value, "speedup": baseline / value if value else math.inf}
+    return {name: {CYCLES: value, "speedup": baseline / value if value else math.inf}
             for name, value in cycles.items()}
 
 
@@ -180,7 +198,7 @@ def layer_rows(analysis, *, designs=False):
     of the network counted once; its potential and design cells are empty). With ``designs`` the
     design speedups over the baseline are appended as columns.
     """
-    headers = ["layer", "kind", "MACs"] + [h for h, _, _ in STAT_COLUMNS] + \
+    headers = ["layer", "kind", "MACs/image"] + [h for h, _, _ in STAT_COLUMNS] + \
         [h for h, _ in POTENTIAL_COLUMNS]
     design_names = list(analysis["network"]["designs"]) if designs else []
     headers += design_names
@@ -243,10 +261,12 @@ def describe(analysis):
 
 
 LEGEND = ("0 w/0 a: zero weights/activations; grpP: mean per-group bit length of max |value| "
-          "(no sign); grpW: mean per-group two's-complement width; 0bit: zero magnitude bits in "
-          "non-zero activations; NAF/Booth: terms per activation; A, W, W+A, Ap, Ae_*, W+Ap, "
-          "W+Ae: work-bound potential speedups over bit-parallel (golden/stats.py). TOTAL: "
-          "statistics weighted by MACs, potentials = total work ratios. POOLED: every value "
+          "(no sign); grpW: mean per-group minimal width: two's-complement (sign bit included) "
+          "for signed tensors, unsigned for unsigned ones (weights are signed); 0bit: zero "
+          "magnitude bits in non-zero activations; NAF/Booth: terms per activation; A, W, "
+          "W+A, Ap, Ae_*, W+Ap, W+Ae: work-bound potential speedups over bit-parallel "
+          "(golden/stats.py). TOTAL: statistics weighted by MACs, potentials = total work "
+          "ratios. POOLED: every value "
           "and group of the network counts once. Activation groups: pixel = G channels at one "
           "pixel; flat (--act-grouping flat, grpP/grpW only) = runs of G values of the "
           "flattened NHWC tensor.")
@@ -272,5 +292,5 @@ def run(args):
     if args.json:
         Path(args.json).write_text(json.dumps(
             jsonable({"group_size": group_size, "act_grouping": act_grouping,
-                      "networks": analyses}), indent=1) + "\n")
+                      "units": UNITS, "networks": analyses}), indent=1) + "\n")
     return 0

@@ -28,9 +28,9 @@ name           str, 0-d (optional)       the layer's name (default: the file's s
 ============== ========================= =========================================================
 
 Any other key is allowed: it is kept in ``Layer.extra`` and otherwise ignored (importers write
-``op_type``, ``image``, ``layer_index`` and a float ``bias``). Integer arrays may be stored in
-any integer dtype (`save_layer` uses the narrowest of int8/int16/int32 or uint8/uint16/uint32);
-they are int64 in memory.
+``op_type``, ``image``, ``layer_index``, a float ``bias`` and the bool ``input_padded_by_op``).
+Integer arrays may be stored in any integer dtype (`save_layer` uses the narrowest of
+int8/int16/int32 or uint8/uint16/uint32); they are int64 in memory.
 
 Validation (`Layer` construction, `load_layer`): a missing key, a float or bool array where
 integers are needed, a wrong rank or shape, channels that do not match ``groups``, a value
@@ -48,10 +48,13 @@ accumulated exactly in int64 (validation rejects bit widths whose worst case cou
 
 A *network directory* holds ``network.json`` (the manifest) and one layer file per layer and
 per input image: ``DIR/image000/000_<name>.npz`` is layer 0 for image 0, ``DIR/image001/...``
-holds the same layers (same weights) for image 1, and so on. See `save_network` for the manifest.
+holds the same layers (same weights) for image 1, and so on. See `save_network` for the manifest
+(and an example that writes hand-made layers as a network) and `load_manifest` for the keys a
+reader requires.
 """
 
 import io
+import itertools
 import json
 import os
 import re
@@ -576,24 +579,49 @@ def _same_layer(first, other):
             and first.act_zero_point == other.act_zero_point)
 
 
-def save_network(directory, layers, *, name, source, bits, per_channel, images,
+def _layer_items(layers):
+    """Yield each item of ``layers`` as a list of `Layer` (a bare `Layer` is one image)."""
+    for item in layers:
+        yield [item] if isinstance(item, Layer) else list(item)
+
+
+def save_network(directory, layers, *, name, source="", bits=None, per_channel=None, images=None,
                  rounding="half_even", act_signedness=None, extra=None, progress=None):
     """Write a network directory; return its manifest (the dict written to ``network.json``).
+
+    This is how hand-made `Layer` objects become a network that ``effectual stats`` and
+    ``effectual report`` read (the importers call it too). One conv layer, one image::
+
+        import numpy as np
+        from golden.layers import Layer, save_network
+
+        rng = np.random.default_rng(0)
+        conv = Layer(kind="conv", name="conv1", padding=(1, 1, 1, 1),
+                     weights=rng.integers(-128, 128, size=(16, 8, 3, 3)),  # [K, C, R, S] int8
+                     activations=np.maximum(rng.integers(-255, 256, size=(8, 32, 32)), 0),
+                     weight_bits=8, act_bits=8, act_signed=False)          # [C, H, W] uint8
+        save_network("mynet", [conv], name="mynet")   # then: effectual stats mynet
 
     Parameters
     ----------
     directory : path; created if needed. If it holds an earlier network, that network's files
         are deleted first; a non-empty directory without ``network.json`` is refused.
-    layers : iterable (a generator is fine) over the network's layers in order; each item is a
-        sequence of `Layer`, one per image, that share name, weights and every other field
-        except the activations.
-    name, source : the network's name and where it came from (model path, workload).
-    bits : the quantization width (weights and activations); ``per_channel`` : per-output-channel
-        weight scales; ``rounding`` : the rounding mode used.
+    layers : iterable (a generator is fine) over the network's layers in order. Each item is a
+        `Layer` (a network of one image) or a sequence of `Layer`, one per image, that share
+        name, weights and every other field except the activations.
+    name : the network's name (shown by ``stats``/``report``).
+    source : where the network came from (model path, workload...); default ``""``.
+    bits : the quantization width recorded as the manifest's ``bits``, ``weight_bits`` and
+        ``act_bits``. Default ``None``: taken from the layers (manifest ``weight_bits`` and
+        ``act_bits`` the largest of the layers', ``bits`` the larger of the two). The layer
+        files keep each layer's own widths whatever this says.
+    per_channel : whether weight scales are per output channel; default ``None``: true when
+        some layer has a ``[K]`` ``weight_scale``. ``rounding`` : the rounding mode used.
+    images : list of dicts with at least ``"name"`` and ``"source"``, one per image. Default
+        ``None``: ``{"name": "image<j>", "source": source}`` for each image of the first layer.
     act_signedness : optional string, how the importer chose signed or unsigned activation codes
         (``"auto"`` or ``"signed"``, see `effectual.importers.common`); written as the manifest
         key ``act_signedness`` when given, omitted otherwise.
-    images : list of dicts with at least ``"name"`` and ``"source"``, one per image.
     extra : JSON-serializable dict stored under ``"extra"`` (e.g. a workload's accuracy).
     progress : optional callable wrapping the layer iterable (e.g. ``tqdm``).
 
@@ -601,11 +629,20 @@ def save_network(directory, layers, *, name, source, bits, per_channel, images,
     ``bits``, ``weight_bits``, ``act_bits``, ``per_channel``, ``rounding``, ``images`` (list of
     ``{index, name, source, dir}``), ``layers`` (list of ``{index, name, kind, op_type, files,
     weights_shape, activations_shape, output_shape, stride, padding, groups, weight_bits,
-    act_bits, act_signed, act_scale, macs}``; ``files[j]`` is the layer file of image ``j``,
-    relative to ``directory``), ``macs`` (per image, summed over layers), ``extra``, and
-    ``act_signedness`` when given.
+    act_bits, act_signed, act_scale, macs, input_padded_by_op}``; ``files[j]`` is the layer file
+    of image ``j``, relative to ``directory``; ``input_padded_by_op`` is the layer's extra key of
+    that name, false without it: true when an importer captured the output of a separate pad
+    operator, whose border zeros then count as stored activations), ``macs`` (per image, summed
+    over layers), ``extra``, and ``act_signedness`` when given. `load_manifest` lists the keys
+    a reader requires.
     """
     directory = Path(directory)
+    items = _layer_items(layers)
+    if images is None:
+        first_item = next(items, None)
+        count = len(first_item) if first_item is not None else 1
+        images = [{"name": f"image{j}", "source": source} for j in range(count)]
+        items = itertools.chain([first_item] if first_item is not None else [], items)
     images = [dict(image) for image in images]
     if not images:
         raise ValueError("images must list at least one image")
@@ -618,12 +655,18 @@ def save_network(directory, layers, *, name, source, bits, per_channel, images,
         (directory / image["dir"]).mkdir(parents=True, exist_ok=True)
     entries = []
     used_names = set()
-    iterable = progress(layers) if progress is not None else layers
+    widths = {"weight_bits": 0, "act_bits": 0}
+    any_per_channel = False
+    iterable = progress(items) if progress is not None else items
     for index, per_image in enumerate(iterable):
         per_image = list(per_image)
         if len(per_image) != len(images):
             raise ValueError(f"layer {index}: {len(per_image)} images given, the network has "
                              f"{len(images)}")
+        for layer in per_image:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layer {index}: items must be golden.layers.Layer objects, "
+                                f"not {type(layer).__name__}")
         first = per_image[0]
         for other in per_image[1:]:
             if not _same_layer(first, other):
@@ -640,6 +683,10 @@ def save_network(directory, layers, *, name, source, bits, per_channel, images,
                        layer_index=np.int64(index))
             files.append(relative)
         op_type = first.extra.get("op_type")
+        padded_by_op = first.extra.get("input_padded_by_op")
+        widths["weight_bits"] = max(widths["weight_bits"], first.weight_bits)
+        widths["act_bits"] = max(widths["act_bits"], first.act_bits)
+        any_per_channel = any_per_channel or np.ndim(first.weight_scale) == 1
         entries.append({
             "index": index, "name": first.name, "kind": first.kind,
             "op_type": str(op_type) if op_type is not None else "",
@@ -651,12 +698,21 @@ def save_network(directory, layers, *, name, source, bits, per_channel, images,
             "groups": first.groups, "weight_bits": first.weight_bits,
             "act_bits": first.act_bits, "act_signed": first.act_signed,
             "act_scale": first.act_scale, "macs": first.macs,
+            "input_padded_by_op": bool(padded_by_op) if padded_by_op is not None else False,
         })
     if not entries:
         raise ValueError(f"{directory}: a network needs at least one layer")
+    if bits is None:
+        weight_bits, act_bits = widths["weight_bits"], widths["act_bits"]
+        bits = max(weight_bits, act_bits)
+    else:
+        weight_bits = act_bits = bits
+    if per_channel is None:
+        per_channel = any_per_channel
     manifest = {
         "format": FORMAT, "version": VERSION, "name": name, "source": source,
-        "bits": bits, "weight_bits": bits, "act_bits": bits, "per_channel": bool(per_channel),
+        "bits": bits, "weight_bits": weight_bits, "act_bits": act_bits,
+        "per_channel": bool(per_channel),
         "rounding": rounding, "images": images, "layers": entries,
         "macs": sum(entry["macs"] for entry in entries), "extra": dict(extra or {}),
     }
@@ -677,8 +733,15 @@ _ENTRY_KEYS = ("name", "kind", "files", "weights_shape", "activations_shape", "o
 def load_manifest(directory):
     """Read and check ``directory/network.json``; return the manifest dict (see `save_network`).
 
-    Raises ``OSError`` if it is missing and ``ValueError`` naming the file and key if it is not
-    JSON, lacks a key, or lists files outside the directory or a wrong number of files.
+    Required keys: ``format`` (``"effectual-network"``), ``version`` (1), ``name``, ``source``,
+    ``bits``, ``per_channel``, ``images`` (a non-empty list, one item per image) and ``layers``,
+    each entry with ``name``, ``kind``, ``files`` (one layer file per image), ``weights_shape``,
+    ``activations_shape``, ``output_shape`` and ``macs`` (per image); `save_network` writes
+    more (all optional for readers). Raises ``OSError`` if the file is missing and
+    ``ValueError`` naming the file and key if it is not JSON, lacks a key, lists files outside
+    the directory or a wrong number of files, or has a ``macs`` that is not a positive integer
+    or an ``output_shape`` that is not a list of positive integers. `load_network` checks the
+    entries against the layer files (readers ignore the top-level ``macs``).
     """
     path = Path(directory) / MANIFEST
     text = path.read_text()
@@ -716,6 +779,15 @@ def load_manifest(directory):
                     or ".." in Path(name).parts):
                 raise ValueError(f"{path}: key 'layers'[{index}].files holds {name!r}, which "
                                  f"is not a relative path inside the directory")
+        macs = entry["macs"]
+        if isinstance(macs, bool) or not isinstance(macs, int) or macs < 1:
+            raise ValueError(f"{path}: key 'layers'[{index}].macs must be a positive integer, "
+                             f"not {macs!r}")
+        shape = entry["output_shape"]
+        if (not isinstance(shape, list) or not shape
+                or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape)):
+            raise ValueError(f"{path}: key 'layers'[{index}].output_shape must be a list of "
+                             f"positive integers, not {shape!r}")
     return manifest
 
 
@@ -726,7 +798,9 @@ def load_network(directory, *, images=None):
     images of layer 0 first, then layer 1, and so on (one layer file in memory at a time);
     ``entry`` is the layer's manifest dict. ``images`` selects images: ``None`` (all), an index,
     or a list of indices. A layer file that disagrees with its manifest entry (name, kind or
-    shapes) is a ``ValueError`` naming the file.
+    shapes) is a ``ValueError`` naming the file; an entry whose ``output_shape`` or ``macs``
+    is not the layer's (`Layer.output_shape`, `Layer.macs`) is a ``ValueError`` naming the
+    manifest, the key and the layer file.
     """
     directory = Path(directory)
     manifest = load_manifest(directory)
@@ -740,8 +814,10 @@ def load_network(directory, *, images=None):
                     or not 0 <= index < count:
                 raise ValueError(f"images must be indices in 0..{count - 1}, not {index!r}")
 
+    manifest_path = directory / MANIFEST
+
     def generate():
-        for entry in manifest["layers"]:
+        for index, entry in enumerate(manifest["layers"]):
             for image in selected:
                 path = directory / entry["files"][image]
                 layer = load_layer(path)
@@ -753,6 +829,12 @@ def load_network(directory, *, images=None):
                     if found != listed:
                         raise ValueError(f"{path}: key {key!r} is {found!r} but {MANIFEST} "
                                          f"lists {listed!r}")
+                derived = (("output_shape", list(layer.output_shape)), ("macs", layer.macs))
+                for key, found in derived:
+                    if entry[key] != found:
+                        raise ValueError(f"{manifest_path}: key 'layers'[{index}].{key} is "
+                                         f"{entry[key]!r} but the layer in "
+                                         f"{entry['files'][image]} has {found!r}")
                 yield entry, image, layer
 
     return manifest, generate()

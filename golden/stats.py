@@ -97,7 +97,8 @@ ACT_GROUPINGS = ("pixel", "flat")
 STATISTICS = {
     "zero_weights": ("0 w", "fraction of weights that are zero"),
     "zero_acts": ("0 a", "fraction of activations that are zero"),
-    "act_group_width": ("grpW a", "mean per-group two's-complement width of activations (bits)"),
+    "act_group_width": ("grpW a", "mean per-group minimal width of activations (bits): two's "
+                                  "complement (sign bit included) if signed, unsigned otherwise"),
     "act_group_magnitude": ("grpP a", "mean per-group bit length of max |activation|, no sign"),
     "weight_group_width": ("grpW w", "mean per-group two's-complement width of weights (bits)"),
     "weight_group_magnitude": ("grpP w", "mean per-group bit length of max |weight|, no sign"),

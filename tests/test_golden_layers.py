@@ -540,6 +540,22 @@ def test_manifest_errors(tmp_path):
     broken(lambda m: m.update(version=9), r"key 'version' 9 is not supported \(this reader "
                                           r"knows version 1\)")
     broken(lambda m: m["layers"][1].pop("macs"), r"key 'layers'\[1\]\.macs is missing")
+    broken(lambda m: m["layers"][1].pop("output_shape"),
+           r"key 'layers'\[1\]\.output_shape is missing")
+    broken(lambda m: m["layers"][1].update(macs="80"),
+           r"key 'layers'\[1\]\.macs must be a positive integer, not '80'")
+    broken(lambda m: m["layers"][0].update(macs=0),
+           r"key 'layers'\[0\]\.macs must be a positive integer, not 0")
+    broken(lambda m: m["layers"][0].update(output_shape=[4, 2.0, 2]),
+           r"key 'layers'\[0\]\.output_shape must be a list of positive integers, not "
+           r"\[4, 2\.0, 2\]")
+    # values that disagree with the layer files (the layers' own figures: 5*16 MACs for the
+    # fc, [4, 2, 2] outputs for the 3x3 stride-2 conv over a padded 4x4 input)
+    broken(lambda m: m["layers"][1].update(macs=999),
+           r"key 'layers'\[1\]\.macs is 999 but the layer in image000/001_fc\.npz has 80")
+    broken(lambda m: m["layers"][0].update(output_shape=[4, 3, 3]),
+           r"key 'layers'\[0\]\.output_shape is \[4, 3, 3\] but the layer in "
+           r"image000/000_conv_1\.npz has \[4, 2, 2\]")
     broken(lambda m: m["layers"][0]["files"].pop(), r"key 'layers'\[0\]\.files must list one "
                                                     r"file per image \(2\)")
     broken(lambda m: m["layers"][0]["files"].__setitem__(0, "../x.npz"),
@@ -556,3 +572,71 @@ def test_manifest_errors(tmp_path):
     with pytest.raises(ValueError, match=rf"^{bad}: key 'weights' is \[5, 16\] but network.json "
                                          r"lists \[5, 17\]$"):
         list(load_network(directory)[1])
+
+
+def test_save_network_of_hand_made_layers(tmp_path):
+    """Bare Layer items are one-image layers; bits, per_channel and images have defaults."""
+    rng = np.random.default_rng(4)
+    conv = Layer(kind="conv", name="c", weights=rng.integers(-8, 8, size=(2, 3, 1, 1)),
+                 activations=rng.integers(0, 16, size=(3, 2, 2)), weight_bits=4, act_bits=5,
+                 weight_scale=np.array([0.5, 0.25]),
+                 extra={"input_padded_by_op": np.array(True)})
+    fc = Layer(kind="fc", name="f", weights=rng.integers(-128, 128, size=(4, 3)),
+               activations=rng.integers(-100, 100, size=3), act_signed=True)
+    manifest = save_network(tmp_path / "net", [conv, fc], name="hand", source="notebook")
+    assert manifest["images"] == [{"name": "image0", "source": "notebook", "index": 0,
+                                   "dir": "image000"}]
+    assert (manifest["weight_bits"], manifest["act_bits"], manifest["bits"]) == (8, 8, 8)
+    assert manifest["per_channel"] is True
+    assert [e["input_padded_by_op"] for e in manifest["layers"]] == [True, False]
+    assert [e["macs"] for e in manifest["layers"]] == [2 * 3 * 2 * 2, 4 * 3]
+    _, items = load_network(tmp_path / "net")
+    loaded = [layer for _, _, layer in items]
+    assert [(x.weight_bits, x.act_bits) for x in loaded] == [(4, 5), (8, 8)]
+    assert np.array_equal(loaded[1].activations, fc.activations)
+    only = save_network(tmp_path / "one", (x for x in [fc]), name="f", bits=8)
+    assert (only["bits"], only["per_channel"], only["source"]) == (8, False, "")
+    # several images without an images list: named image0, image1
+    two = save_network(tmp_path / "two", [[fc, fc]], name="f")
+    assert [i["name"] for i in two["images"]] == ["image0", "image1"]
+    with pytest.raises(TypeError, match=r"^layer 0: items must be golden\.layers\.Layer "
+                                        r"objects, not ndarray$"):
+        save_network(tmp_path / "bad", [[fc.weights]], name="f")
+
+
+def _docstring_example(function):
+    """The indented ``::`` code block of ``function``'s docstring, dedented."""
+    import textwrap
+
+    text = function.__doc__.split("::\n\n", 1)[1]
+    block = []
+    for line in text.splitlines():
+        if line.strip() and not line.startswith(" " * 8):
+            break
+        block.append(line)
+    return textwrap.dedent("\n".join(block)).strip() + "\n"
+
+
+def test_bring_your_own_layer_example(tmp_path, monkeypatch, capsys):
+    """save_network's docstring example (also the README's) writes a network stats reads."""
+    from effectual.cli import main
+
+    example = _docstring_example(save_network)
+    assert 'save_network("mynet", [conv], name="mynet")' in example
+    assert len(example.splitlines()) <= 10
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "example", "exec"), {})
+    assert main(["stats", "mynet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    _, items = load_network(tmp_path / "mynet")
+    ((entry, _, layer),) = list(items)
+    # 16 filters x 8 channels x 3x3 taps at each of the 32x32 outputs (stride 1, padding 1)
+    assert layer.macs == entry["macs"] == 16 * 8 * 3 * 3 * 32 * 32
+    assert lines[0].startswith(f"mynet: 1 layers, 1 image(s), {16 * 8 * 9 * 32 * 32:,} MACs "
+                               f"per image, 8-bit")
+    row = lines[3].split()
+    assert row[:3] == ["conv1", "conv", f"{16 * 8 * 9 * 32 * 32:,}"]
+    zero_acts = np.mean(layer.activations == 0)
+    assert 0.4 < zero_acts < 0.6  # the example's ReLU-like activations
+    assert row[4] == f"{100 * zero_acts:.1f}"
+    assert row[3] == f"{100 * np.mean(layer.weights == 0):.1f}"

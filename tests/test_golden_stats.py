@@ -485,3 +485,20 @@ def test_pooled_network_stats_count_every_value_once():
         assert pooled["zero_weights"] == sum(v == 0 for v in weights) / len(weights)
         assert pooled["act_naf_terms"] == sum(map(naive_naf_count, acts)) / len(acts)
         assert pooled["act_group_magnitude"] == sum(map(naive_magnitude, groups)) / len(groups)
+
+
+def test_group_width_is_unsigned_for_unsigned_tensors():
+    """act_group_width is the minimal unsigned width of unsigned groups (as documented), the
+    two's-complement width (sign bit included) of signed ones."""
+    values = [255, 0, 3, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    weights = np.ones((1, len(values)), dtype=np.int64)
+    unsigned = Layer(kind="fc", weights=weights, activations=np.array(values), act_bits=8)
+    signed = Layer(kind="fc", weights=weights, activations=np.array(values), act_bits=9,
+                   act_signed=True)
+    groups = [values[i:i + 4] for i in range(0, len(values), 4)]
+    assert [naive_width(g, False) for g in groups] == [8, 1, 1]
+    assert [naive_width(g, True) for g in groups] == [9, 2, 1]
+    assert layer_stats(unsigned, group_size=4)["stats"]["act_group_width"] == 10 / 3
+    assert layer_stats(signed, group_size=4)["stats"]["act_group_width"] == 12 / 3
+    description = STATISTICS["act_group_width"][1]
+    assert "two's complement (sign bit included) if signed, unsigned otherwise" in description

@@ -637,3 +637,127 @@ def test_act_signedness_bad_value(tmp_path, capsys):
                                          r"not 'Signed'$"):
         write_network(out, capture, bits=8, act_signedness="Signed", log=None)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- --name, --input, Pad nodes
+
+def test_name_option(tmp_path, capsys):
+    """``--name`` labels the network (manifest, report); the default is the model's stem."""
+    import csv
+
+    from effectual.cli import main
+
+    rng = np.random.default_rng(50)
+    model = conv_model(tmp_path, [1, 3, 5, 5])
+    inputs = save_inputs(tmp_path, [rng.normal(size=(1, 3, 5, 5))])
+    cli_import(model, "-i", *inputs, "-o", tmp_path / "default")
+    cli_import(model, "-i", *inputs, "--bits", 16, "--name", "m 16-bit", "-o", tmp_path / "named")
+    assert loaded(tmp_path / "default")[0]["name"] == "m"
+    assert loaded(tmp_path / "named")[0]["name"] == "m 16-bit"
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "default"), str(tmp_path / "named"), "-o",
+                 str(out)]) == 0
+    with open(out / "networks.csv", newline="") as handle:
+        assert [(row["network"], row["bits"]) for row in csv.DictReader(handle)] == \
+            [("m", "8"), ("m 16-bit", "16")]
+    assert (out / "m.png").is_file() and (out / "m_16-bit.png").is_file()
+    capsys.readouterr()
+    for bad in ("", " m", "m "):
+        assert main(["import", model, "-i", *inputs, "--name", bad, "-o",
+                     str(tmp_path / "bad")]) == 2
+        assert capsys.readouterr().err == (f"effectual import: error: --name must be a "
+                                           f"non-empty name without leading or trailing "
+                                           f"spaces, not {bad!r}\n")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_input_help_says_model_comes_first(capsys):
+    parser = argparse.ArgumentParser()
+    importers.add_arguments(parser)
+    help_text = " ".join(parser.format_help().split())
+    assert ("--input takes every argument up to the next option, so give MODEL first: "
+            "effectual import MODEL --input A B -o DIR") in help_text
+    args = parser.parse_args(["m.onnx", "--input", "a.npy", "b.npy", "-o", "q"])
+    assert (args.model, args.inputs, args.output) == ("m.onnx", ["a.npy", "b.npy"], "q")
+    # the order the help warns about: MODEL is taken as one more input
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--input", "a.npy", "b.npy", "m.onnx", "-o", "q"])
+    assert "the following arguments are required: MODEL" in capsys.readouterr().err
+
+
+def _pad_models(tmp_path, w1, w2, shape):
+    """The same two-conv network twice: padding as Pad nodes (one behind an Identity), and as
+    the convs' ``pads``. Conv1 pads top 1, left 2, bottom 2, right 1; conv2 pads 1 all round."""
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+             numpy_helper.from_array(np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64), "p1"),
+             numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "p2")]
+    by_op = [helper.make_node("Pad", ["x", "p1"], ["xp"]),
+             helper.make_node("Identity", ["xp"], ["xpi"]),
+             helper.make_node("Conv", ["xpi", "w1"], ["c1"], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Pad", ["r1", "p2"], ["rp"]),
+             helper.make_node("Conv", ["rp", "w2"], ["y"], name="conv2")]
+    on_conv = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 2, 2, 1]),
+               helper.make_node("Relu", ["c1"], ["r1"]),
+               helper.make_node("Conv", ["r1", "w2"], ["y"], name="conv2", pads=[1, 1, 1, 1])]
+    paths = []
+    for name, nodes, outputs in (("by_op", by_op, ["y", "xp", "rp"]),
+                                 ("on_conv", on_conv, ["y", "r1"])):
+        graph = helper.make_graph(nodes, name, [tensor("x", shape)],
+                                  [tensor(o) for o in outputs], inits[:2] + (
+                                      inits[2:] if name == "by_op" else []))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.save(model, str(tmp_path / f"{name}.onnx"))
+        paths.append(str(tmp_path / f"{name}.onnx"))
+    return paths
+
+
+def test_pad_node_before_conv(tmp_path):
+    """A Pad node's output is captured as it is and flagged; stats count its border zeros."""
+    from golden.designs import DESIGNS
+    from golden.stats import layer_stats
+
+    rng = np.random.default_rng(51)
+    w1 = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    w2 = rng.normal(size=(5, 4, 3, 3)).astype(np.float32)
+    shape = [1, 3, 6, 7]
+    by_op, on_conv = _pad_models(tmp_path, w1, w2, shape)
+    images = [rng.normal(size=shape) for _ in range(2)]
+    inputs = save_inputs(tmp_path, images)
+    cli_import(by_op, "-i", *inputs, "-o", tmp_path / "a")
+    cli_import(on_conv, "-i", *inputs, "-o", tmp_path / "b")
+    manifest_a, layers_a = loaded(tmp_path / "a")
+    manifest_b, layers_b = loaded(tmp_path / "b")
+    assert [e["input_padded_by_op"] for e in manifest_a["layers"]] == [True, True]
+    assert [e["input_padded_by_op"] for e in manifest_b["layers"]] == [False, False]
+    assert bool(layers_a[("conv1", 0)].extra["input_padded_by_op"]) is True
+    assert [e["padding"] for e in manifest_a["layers"]] == [[0, 0, 0, 0]] * 2
+    assert [e["padding"] for e in manifest_b["layers"]] == [[1, 2, 2, 1], [1, 1, 1, 1]]
+    assert [e["macs"] for e in manifest_a["layers"]] == [e["macs"] for e in manifest_b["layers"]]
+
+    # the captured values are the graph's own Pad outputs, unchanged
+    capture = import_onnx(by_op, inputs)
+    assert [layer.input_padded_by_op for layer in capture.layers] == [True, True]
+    refs = [ort_outputs(by_op, {"x": np.float32(x)}) for x in images]
+    assert np.array_equal(capture.layers[0].activations, np.stack([r["xp"][0] for r in refs]))
+    assert np.array_equal(capture.layers[1].activations, np.stack([r["rp"][0] for r in refs]))
+    assert not any(layer.input_padded_by_op for layer in import_onnx(on_conv, inputs).layers)
+
+    for j, ref in enumerate(refs):
+        check_output(layers_a[("conv2", j)], ref["y"][0])
+        a, b = layers_a[("conv1", j)], layers_b[("conv1", j)]
+        # same scale, so the codes are the conv's input codes with a border of zero codes
+        assert a.act_scale == b.act_scale
+        assert np.array_equal(a.activations, np.pad(b.activations, ((0, 0), (1, 2), (2, 1))))
+        assert np.array_equal(layer_output(a), layer_output(b))
+        stats_a, stats_b = layer_stats(a), layer_stats(b)
+        # work, potentials and design cycles are the same; the stored-value statistics are not
+        assert stats_a["work"] == stats_b["work"]
+        assert stats_a["potentials"] == stats_b["potentials"]
+        assert {n: d.cycles(a) for n, d in DESIGNS.items()} == \
+            {n: d.cycles(b) for n, d in DESIGNS.items()}
+        border = a.activations.size - b.activations.size
+        zeros_b = int(np.count_nonzero(b.activations == 0))
+        assert stats_b["stats"]["zero_acts"] == zeros_b / b.activations.size
+        assert stats_a["stats"]["zero_acts"] == (zeros_b + border) / a.activations.size
+        assert stats_a["stats"]["zero_acts"] > stats_b["stats"]["zero_acts"]

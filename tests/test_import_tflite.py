@@ -359,3 +359,86 @@ def test_blazeface_short_range(tmp_path):
     outputs = _op_outputs(path, [image], [layer.name for layer in layers])
     manifest, checked = _check_against_interpreter(capture, tmp_path / "bf", outputs, bits=8)
     assert checked == 37 and len(manifest["layers"]) == 37
+
+
+# --- a PAD op before a conv ---------------------------------------------------------------------
+
+def _build_padded(path, conv_w, paddings):
+    """Input [1, 4, 5, 2] -> PAD -> CONV_2D VALID -> out1; input -> CONV_2D SAME -> out2."""
+    model = schema.ModelT()
+    model.version = 3
+    model.buffers = [schema.BufferT()]
+    tensors = []
+
+    def tensor(name, shape, kind, data=None):
+        t = schema.TensorT()
+        t.name, t.shape, t.type, t.buffer = name.encode(), np.array(shape, np.int32), kind, 0
+        if data is not None:
+            buf = schema.BufferT()
+            buf.data = np.frombuffer(np.ascontiguousarray(data).tobytes(), dtype=np.uint8)
+            model.buffers.append(buf)
+            t.buffer = len(model.buffers) - 1
+        tensors.append(t)
+        return len(tensors) - 1
+
+    codes = []
+    for name in ("PAD", "CONV_2D"):
+        code = schema.OperatorCodeT()
+        number = getattr(schema.BuiltinOperator, name)
+        code.builtinCode, code.deprecatedBuiltinCode, code.version = number, number, 1
+        codes.append(code)
+    model.operatorCodes = codes
+
+    def op(code, inputs, outputs, options_type, options):
+        o = schema.OperatorT()
+        o.opcodeIndex, o.builtinOptionsType, o.builtinOptions = code, options_type, options
+        o.inputs, o.outputs = np.array(inputs, np.int32), np.array(outputs, np.int32)
+        return o
+
+    f32 = schema.TensorType.FLOAT32
+    (top, bottom), (left, right) = paddings
+    x = tensor("input", (1, 4, 5, 2), f32)
+    p = tensor("paddings", (4, 2), schema.TensorType.INT32,
+               np.array([[0, 0], [top, bottom], [left, right], [0, 0]], np.int32))
+    xp = tensor("padded", (1, 4 + top + bottom, 5 + left + right, 2), f32)
+    w = tensor("weights", conv_w.shape, f32, conv_w)
+    b = tensor("bias", (conv_w.shape[0],), f32, np.zeros(conv_w.shape[0], np.float32))
+    y1 = tensor("out1", (1, 4 + top + bottom - 2, 5 + left + right - 2, conv_w.shape[0]), f32)
+    y2 = tensor("out2", (1, 4, 5, conv_w.shape[0]), f32)
+    valid, same = schema.Conv2DOptionsT(), schema.Conv2DOptionsT()
+    valid.padding, valid.strideH, valid.strideW = schema.Padding.VALID, 1, 1
+    same.padding, same.strideH, same.strideW = schema.Padding.SAME, 1, 1
+    graph = schema.SubGraphT()
+    graph.tensors, graph.inputs = tensors, np.array([x], np.int32)
+    graph.outputs = np.array([y1, y2], np.int32)
+    graph.operators = [
+        op(0, [x, p], [xp], schema.BuiltinOptions.PadOptions, schema.PadOptionsT()),
+        op(1, [xp, w, b], [y1], schema.BuiltinOptions.Conv2DOptions, valid),
+        op(1, [x, w, b], [y2], schema.BuiltinOptions.Conv2DOptions, same),
+    ]
+    model.subgraphs = [graph]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def test_pad_op_input_is_flagged(tmp_path):
+    """A conv fed by PAD: input_padded_by_op in the manifest, captured values unchanged."""
+    rng = np.random.default_rng(7)
+    conv_w = rng.normal(size=(3, 3, 3, 2)).astype(np.float32)        # OHWI
+    path = _build_padded(tmp_path / "pad.tflite", conv_w, ((1, 1), (2, 0)))
+    images = [rng.normal(size=(1, 4, 5, 2)).astype(np.float32) for _ in range(2)]
+    capture = tflite_import.capture_tflite(
+        path, images, image_info=[{"name": f"i{j}", "source": "rng"} for j in range(2)])
+    padded, plain = capture.layers
+    assert (padded.input_padded_by_op, plain.input_padded_by_op) == (True, False)
+    assert padded.padding == (0, 0, 0, 0) and plain.padding == (1, 1, 1, 1)
+    expected = np.stack([np.pad(x[0], ((1, 1), (2, 0), (0, 0))).transpose(2, 0, 1)
+                         for x in images])
+    np.testing.assert_array_equal(padded.activations, expected)
+    manifest = write_network(tmp_path / "net", capture, bits=8, log=None)
+    assert [e["input_padded_by_op"] for e in manifest["layers"]] == [True, False]
+    _, items = load_network(tmp_path / "net")
+    assert [bool(layer.extra["input_padded_by_op"]) for _, _, layer in items] == \
+        [True, True, False, False]

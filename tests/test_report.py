@@ -69,7 +69,8 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
     assert [row["layer"] for row in rows] == ["conv1", "dw", "fc"]
     for row, expected in zip(rows, per_layer):
         assert row["network"] == "tiny-net" and int(row["images"]) == 2
-        assert int(row["macs"]) == expected["macs"] and int(row["group_size"]) == 8
+        assert row["directory"] == str(directory)
+        assert int(row["macs_per_image"]) == expected["macs"] and int(row["group_size"]) == 8
         for key in STATISTICS:
             assert float(row[key]) == expected["stats"][key], key
         for key in POTENTIALS:
@@ -78,13 +79,13 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
             assert int(row[f"work_{key}"]) == value, key
         baseline = expected["designs"][BASELINE]
         for name, cycles in expected["designs"].items():
-            assert int(row[f"{name}_cycles"]) == cycles
+            assert int(row[f"{name}_cycles_all_images"]) == cycles
             assert float(row[f"{name}_speedup"]) == baseline / cycles
 
     with open(out / "networks.csv", newline="") as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["network"] == "tiny-net" and int(row["layers"]) == 3
-    assert int(row["macs"]) == net["macs"] == sum(entry[0].macs for entry in layers)
+    assert int(row["macs_per_image"]) == net["macs"] == sum(entry[0].macs for entry in layers)
     for key in STATISTICS:
         assert float(row[key]) == net["stats"][key]
         assert float(row[f"pooled_{key}"]) == net["pooled_stats"][key]
@@ -92,7 +93,7 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
         assert float(row[f"potential_{key}"]) == net["potentials"][key]
     totals = {name: sum(item["designs"][name] for item in per_layer) for name in DESIGNS}
     for name, cycles in totals.items():
-        assert int(row[f"{name}_cycles"]) == cycles
+        assert int(row[f"{name}_cycles_all_images"]) == cycles
         assert float(row[f"{name}_speedup"]) == totals[BASELINE] / cycles
 
     report = json.loads((out / "report.json").read_text())
@@ -100,6 +101,15 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
     assert report["group_size"] == 8 and list(report["designs"]) == list(DESIGNS)
     assert analysis["network"]["potentials"] == net["potentials"]
     assert [item["counts"] for item in analysis["layers"]] == [e["counts"] for e in per_layer]
+    assert report["format"] == "effectual-report"
+    assert sorted(report["files"]) == sorted(["report.md", "layers.csv", "networks.csv",
+                                              "report.json", "summary.png", "tiny-net.png"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(report["files"])
+    assert analysis["network"]["designs"][BASELINE]["cycles_all_images"] == totals[BASELINE]
+    assert [item["designs"][BASELINE]["cycles_all_images"] for item in analysis["layers"]] == \
+        [e["designs"][BASELINE] for e in per_layer]
+    assert report["units"]["macs"].startswith("per image")
+    assert report["units"]["cycles_all_images"].endswith("summed over all images of the network")
 
     markdown = (out / "report.md").read_text()
     assert "## Summary" in markdown and "## tiny-net" in markdown
@@ -109,6 +119,16 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
         + " |" in lines
     assert any(line.startswith(f"| tiny-net | 3 | 2 | {net['macs']:,} | 8 | "
                                f"{100 * net['stats']['zero_weights']:.1f} % | ") for line in lines)
+    # cycles are labelled as totals over the images, next to the image count
+    names = list(DESIGNS)
+    assert "| network | images | " + " | ".join(f"{n} cycles (all images)" for n in names) \
+        + " | " + " | ".join(f"{n} speedup" for n in names[1:]) + " |" in lines
+    assert "| tiny-net | 2 | " + " | ".join(f"{totals[n]:,}" for n in names) + " | " \
+        + " | ".join(f"{totals[BASELINE] / totals[n]:.2f}" for n in names[1:]) + " |" in lines
+    assert lines.count("| network | layers | images | MACs/image | bits | zero w | zero a | "
+                       "grpP a | grpW a | grpW w | 0 bits a | NAF a | Booth a |") == 1
+    assert any(line.startswith("| # | layer | kind | MACs/image | ") for line in lines)
+    assert not any("| MACs |" in line or " cycles |" in line for line in lines)
 
     import matplotlib.image
 
@@ -138,7 +158,7 @@ def test_stats_cli_table_and_json(network, tmp_path, capsys):
     per_layer, net = _expected(layers)
     assert lines[0].startswith("tiny-net: 3 layers, 2 image(s), ")
     headers = lines[1].split()
-    assert headers[:3] == ["layer", "kind", "MACs"]
+    assert headers[:3] == ["layer", "kind", "MACs/image"]
     for layer_row, expected in zip(lines[3:6], per_layer):
         cells = layer_row.split()
         assert cells[0] == expected["name"] and cells[1] == expected["kind"]
@@ -151,6 +171,10 @@ def test_stats_cli_table_and_json(network, tmp_path, capsys):
     saved = json.loads(json_path.read_text())
     assert saved["networks"][0]["network"]["potentials"] == net["potentials"]
     assert saved["networks"][0]["network"]["stats"] == net["stats"]
+    assert saved["units"]["macs"].startswith("per image")
+    totals = {name: sum(item["designs"][name] for item in per_layer) for name in DESIGNS}
+    assert {name: value["cycles_all_images"] for name, value
+            in saved["networks"][0]["network"]["designs"].items()} == totals
 
 
 @pytest.mark.parametrize("command", ["stats", "report"])
@@ -166,7 +190,8 @@ def test_missing_and_empty_directories(command, tmp_path, capsys):
     assert main([command, str(empty)] + extra) == 2
     err = capsys.readouterr().err
     assert err == (f"effectual {command}: error: {empty}: no network.json here (write a "
-                   f"network with `effectual import`)\n")
+                   f"network with `effectual import`, or from your own Layer objects with "
+                   f"golden.layers.save_network)\n")
 
     no_layers = tmp_path / "nolayers"
     save_network(no_layers, [_network_layers(images=1)[2]], name="none", source="test", bits=8,
@@ -247,3 +272,167 @@ def test_report_flat_grouping_and_bad_grouping(network, tmp_path, capsys):
         assert capsys.readouterr().err == (f"effectual {command}: error: --act-grouping must "
                                            f"be 'pixel' or 'flat', not 'nhwc'\n")
     assert not (tmp_path / "bad").exists()
+
+
+def test_layers_csv_directory_tells_imports_apart(network, tmp_path):
+    """Two imports of the same network (same name): layers.csv rows name their directory."""
+    import shutil
+
+    directory, layers = network
+    copy = tmp_path / "copy"
+    shutil.copytree(directory, copy)
+    out = tmp_path / "two"
+    assert main(["report", str(directory), str(copy), "-o", str(out)]) == 0
+    with open(out / "layers.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["network"], row["directory"], row["layer"]) for row in rows] == \
+        [("tiny-net", str(d), name) for d in (directory, copy) for name in ("conv1", "dw", "fc")]
+    with open(out / "networks.csv", newline="") as handle:
+        assert [row["directory"] for row in csv.DictReader(handle)] == [str(directory), str(copy)]
+
+
+def test_legend_describes_unsigned_group_width(network, tmp_path, capsys):
+    """grpW is the unsigned width for unsigned tensors; both commands' legends say so."""
+    directory, layers = network
+    assert main(["stats", str(directory)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    legend = lines[-1]
+    assert "grpW: mean per-group minimal width: two's-complement (sign bit included) for signed " \
+           "tensors, unsigned for unsigned ones (weights are signed);" in legend
+    out = tmp_path / "report"
+    assert main(["report", str(directory), "-o", str(out)]) == 0
+    assert legend in (out / "report.md").read_text().splitlines()
+    # the claim itself: conv1's activations are unsigned, and its grpW a is the mean unsigned
+    # width (bit length of the group maximum, at least 1) over channel groups at each pixel
+    conv1 = layers[0]
+    assert not conv1[0].act_signed
+    widths = [max(1, int(layer.activations[:, y, x].max()).bit_length())
+              for layer in conv1 for y in range(layer.activations.shape[1])
+              for x in range(layer.activations.shape[2])]  # C = 3 <= 16: one group per pixel
+    row = next(line for line in lines if line.startswith("conv1 "))
+    grpw_a = row.split()[3 + 3]  # layer, kind, MACs/image, 0 w %, 0 a %, grpP a, grpW a
+    assert grpw_a == f"{sum(widths) / len(widths):.2f}"
+
+
+def test_log_ticks():
+    from effectual.report import _log_ticks
+
+    assert _log_ticks(0.63, 2.33) == [0.8, 0.9, 1, 1.1, 1.25, 1.5, 2]
+    assert _log_ticks(0.8, 80) == [1, 2, 5, 10, 20, 50]
+    assert _log_ticks(0.11, 17) == [0.2, 0.5, 1, 2, 5, 10]
+    # the plots' y range is at least [min/1.2, 1.8]: never narrower than 0.83 .. 1.8
+    for low, high in [(0.63, 2.33), (0.83, 1.8), (1e-3, 1e12), (0.5, 3.0), (0.05, 400)]:
+        ticks = _log_ticks(low, high)
+        assert 2 <= len(ticks) <= 8 and all(low <= t <= high for t in ticks), (low, high)
+        assert ticks == sorted(set(ticks))
+        if low <= 1 <= high:
+            assert 1 in ticks
+
+
+def test_speedup_axis_has_readable_ticks_below_one():
+    """A design panel whose bars lie at 0.76..0.96 gets labelled ticks around them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from effectual.report import _bar_chart
+
+    figure, axis = plt.subplots()
+    _bar_chart(axis, ["a", "b", "c"], {"x": [0.76, 0.96, 0.9], "y": [0.8, 0.85, 0.93]}, "t")
+    figure.canvas.draw()
+    low, high = axis.get_ylim()
+    shown = [(tick, label.get_text()) for tick, label
+             in zip(axis.get_yticks(), axis.get_yticklabels()) if low <= tick <= high]
+    plt.close(figure)
+    assert [text for _, text in shown] == ["0.8", "0.9", "1", "1.1", "1.25", "1.5"]
+    assert all(float(text) == tick for tick, text in shown)
+
+
+def _report_fails_before_statistics(monkeypatch):
+    import effectual.report
+
+    def fail(*args, **kwargs):
+        raise AssertionError("statistics computed before the output directory was checked")
+
+    monkeypatch.setattr(effectual.report, "analyze_network", fail)
+
+
+def test_output_directory_checked_up_front(network, tmp_path, capsys, monkeypatch):
+    directory, _ = network
+    _report_fails_before_statistics(monkeypatch)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("keep")
+    assert main(["report", str(directory), "-o", str(a_file)]) == 2
+    assert capsys.readouterr().err == (f"effectual report: error: {a_file}: exists and is not a "
+                                       f"directory; give a directory for the report\n")
+    below = a_file / "sub" / "report"
+    assert main(["report", str(directory), "-o", str(below)]) == 2
+    assert capsys.readouterr().err == (f"effectual report: error: {below}: cannot create the "
+                                       f"report directory: {a_file} is not a directory\n")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    assert main(["report", str(directory), "-o", str(foreign)]) == 2
+    assert capsys.readouterr().err == (
+        f"effectual report: error: {foreign}: is not empty and holds no report.json of an "
+        f"earlier Effectual report; refusing to write a report there (give a new or empty "
+        f"directory)\n")
+    (foreign / "report.json").write_text('{"board": "icebreaker"}')  # another tool's report
+    assert main(["report", str(directory), "-o", str(foreign)]) == 2
+    assert "refusing to write a report there" in capsys.readouterr().err
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt", "report.json"]
+    assert a_file.read_text() == "keep"
+
+
+def test_created_directory_removed_when_the_analysis_fails(network, tmp_path, capsys):
+    import shutil
+
+    directory, _ = network
+    broken = tmp_path / "broken"
+    shutil.copytree(directory, broken)
+    manifest = json.loads((broken / "network.json").read_text())
+    manifest["layers"][2]["macs"] = 999
+    (broken / "network.json").write_text(json.dumps(manifest))
+    out = tmp_path / "new" / "report"
+    assert main(["report", str(broken), "-o", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"effectual report: error: {broken / 'network.json'}: key 'layers'[2].macs is 999 but "
+        f"the layer in image000/002_fc.npz has 400")
+    assert not (tmp_path / "new").exists()
+
+
+def test_earlier_report_files_are_replaced(network, tmp_path):
+    import shutil
+
+    directory, _ = network
+    other = tmp_path / "other"
+    shutil.copytree(directory, other)
+    manifest = json.loads((other / "network.json").read_text())
+    manifest["name"] = "other net"
+    (other / "network.json").write_text(json.dumps(manifest))
+    out = tmp_path / "report"
+    assert main(["report", str(directory), str(directory), str(other), "-o", str(out)]) == 0
+    first = json.loads((out / "report.json").read_text())["files"]
+    assert {"tiny-net.png", "tiny-net-2.png", "other_net.png"} <= set(first)
+    (out / "mine.txt").write_text("keep")
+    (out / "extra.png").write_text("not written by the report")
+    assert main(["report", str(directory), "-o", str(out)]) == 0
+    expected = ["extra.png", "layers.csv", "mine.txt", "networks.csv", "report.json",
+                "report.md", "summary.png", "tiny-net.png"]
+    assert sorted(p.name for p in out.iterdir()) == expected
+    with open(out / "networks.csv", newline="") as handle:
+        assert [row["network"] for row in csv.DictReader(handle)] == ["tiny-net"]
+
+    # a report.json written before reports listed their files: names derived from its networks
+    legacy = tmp_path / "legacy"
+    shutil.copytree(out, legacy)
+    old = json.loads((legacy / "report.json").read_text())
+    old["networks"] = [dict(old["networks"][0], name=name) for name in ("a b", "a b", "c")]
+    for key in ("format", "files"):
+        del old[key]
+    (legacy / "report.json").write_text(json.dumps(old))
+    for name in ("a_b.png", "a_b-2.png", "c.png"):
+        (legacy / name).write_bytes(PNG_SIGNATURE)
+    assert main(["report", str(directory), "-o", str(legacy)]) == 0
+    assert sorted(p.name for p in legacy.iterdir()) == expected

@@ -4,7 +4,12 @@ Usage::
 
     effectual import MODEL [--input IMAGE ...] [--bits 8|16] [--per-channel] -o DIR
                      [--input-range=LO,HI] [--layout nchw|nhwc] [--skip-unsupported]
-                     [--act-signedness auto|signed]
+                     [--act-signedness auto|signed] [--name NAME]
+
+``--input`` takes every argument up to the next option, so ``MODEL`` comes before it.
+``--name`` sets the network's name (manifest ``name``, the label of ``stats`` and ``report``);
+by default the model file's stem or the workload's name. Give each import of the same model
+(8 and 16 bits, per-channel...) its own name to tell them apart in a report.
 
 ``MODEL`` is one of
 
@@ -60,7 +65,9 @@ def add_arguments(parser):
     parser.add_argument("model", metavar="MODEL",
                         help="an .onnx or .tflite file, or a built-in workload name")
     parser.add_argument("--input", "-i", dest="inputs", nargs="+", action="extend", default=[],
-                        metavar="IMAGE", help="input images (PNG/JPEG...) or .npy tensors")
+                        metavar="IMAGE", help="input images (PNG/JPEG...) or .npy tensors; "
+                        "--input takes every argument up to the next option, so give MODEL "
+                        "first: effectual import MODEL --input A B -o DIR")
     parser.add_argument("--bits", type=int, choices=(8, 16), default=8,
                         help="width of weights and activations (default 8)")
     parser.add_argument("--per-channel", action="store_true",
@@ -76,6 +83,9 @@ def add_arguments(parser):
     parser.add_argument("--skip-unsupported", action="store_true",
                         help="ONNX: skip unsupported conv-like nodes (ConvTranspose, dilated "
                              "conv...) with a warning instead of failing")
+    parser.add_argument("--name", default=None, metavar="NAME",
+                        help="network name recorded in network.json and shown by stats and "
+                             "report (default: the model file's stem or the workload name)")
     parser.add_argument("--act-signedness", default="auto", metavar="{auto,signed}",
                         help="activation codes: auto (default) = unsigned for a layer input "
                              "without negative values, signed otherwise; signed = signed "
@@ -145,8 +155,14 @@ def run(args):
     if args.act_signedness not in ACT_SIGNEDNESS:
         raise ValueError(f"--act-signedness must be 'auto' or 'signed', not "
                          f"{args.act_signedness!r}")
+    name = getattr(args, "name", None)
+    if name is not None and (not name.strip() or name != name.strip()):
+        raise ValueError(f"--name must be a non-empty name without leading or trailing "
+                         f"spaces, not {name!r}")
     capture = load_capture(args.model, args.inputs, input_range=args.input_range,
                            layout=args.layout, skip_unsupported=args.skip_unsupported)
+    if name is not None:
+        capture.name = name
     write_network(args.output, capture, bits=args.bits, per_channel=args.per_channel,
                   act_signedness=args.act_signedness)
     return 0

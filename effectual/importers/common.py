@@ -68,6 +68,9 @@ class CapturedLayer:
     op_type : the source operator (``"Conv"``, ``"Gemm"``, ``"CONV_2D"``...), informative.
     bias : optional float ``[K]``; kept as an extra key of the layer files, never used by
         designs.
+    input_padded_by_op : the captured input is the output of a separate pad operator (ONNX
+        ``Pad``, TFLite ``PAD``...), so its border zeros are stored activations; written as the
+        extra key and manifest entry ``input_padded_by_op``. Informative: nothing else changes.
     """
 
     name: str
@@ -79,6 +82,7 @@ class CapturedLayer:
     groups: int = 1
     op_type: str = ""
     bias: np.ndarray | None = None
+    input_padded_by_op: bool = False
 
 
 @dataclass(kw_only=True, eq=False)
@@ -144,7 +148,8 @@ def quantize_layer(layer, *, bits, per_channel=False, rounding="half_even", imag
     act_scale = fixedpoint.symmetric_scale(acts, bits=bits, signed=act_signed)
     q_acts = fixedpoint.quantize(acts, act_scale, bits=bits, signed=act_signed,
                                  rounding=rounding)
-    extra = {"op_type": np.array(layer.op_type)}
+    extra = {"op_type": np.array(layer.op_type),
+             "input_padded_by_op": np.array(bool(layer.input_padded_by_op))}
     if layer.bias is not None:
         extra["bias"] = np.asarray(layer.bias, dtype=np.float64)
     return [Layer(kind=layer.kind, name=layer.name, weights=q_weights, activations=q_acts[j],

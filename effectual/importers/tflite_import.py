@@ -35,9 +35,11 @@ Padding: ``VALID`` is no padding; ``SAME`` pads ``total = max((ceil(in/stride) -
 extra row/column at the bottom/right); the same for columns. An explicit ``PAD`` operator before a
 conv is a separate op: the captured input is then the padded tensor (its border zeros are real
 input values of the conv and count as zero activations), and the conv's own padding is what its
-options say (usually ``VALID``). The bias and the fused activation (ReLU...) act on the op's
-output, not its input, so they do not change the captured layer; the bias is kept as an ignored
-extra key. Dilated convolutions are not supported (ValueError).
+options say (usually ``VALID``). A layer whose input is the output of ``PAD``, ``PADV2`` or
+``MIRROR_PAD`` has ``input_padded_by_op: true`` in ``network.json`` (`CapturedLayer`'s
+``input_padded_by_op``); the captured values are unchanged. The bias and the fused activation
+(ReLU...) act on the op's output, not its input, so they do not change the captured layer; the
+bias is kept as an ignored extra key. Dilated convolutions are not supported (ValueError).
 """
 
 import math
@@ -53,6 +55,9 @@ CAPTURED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 #: input range of a float model when the user gives none (MediaPipe and most TFLite vision models)
 DEFAULT_INPUT_RANGE = (-1.0, 1.0)
+
+#: ops whose output, captured as a layer's input, holds padding as stored values
+_PAD_OPS = ("PAD", "PADV2", "MIRROR_PAD")
 
 #: ops through which a weight tensor is followed back to its constant source
 _WEIGHT_PRODUCERS = ("DEQUANTIZE", "DENSIFY")
@@ -178,8 +183,10 @@ def _plan_layer(graph, op_index, interpreter, details, used):
         bias = _float_tensor(interpreter, details, int(op.inputs[2])).reshape(-1)
     in_shape = tuple(int(x) for x in details[act_index]["shape"])
     out_shape = tuple(int(x) for x in details[int(op.outputs[0])]["shape"])
+    producer = graph.producer.get(act_index)
     plan = {"op_index": op_index, "op_type": op_name, "act_index": act_index, "bias": bias,
-            "name": _layer_name(graph, op_index, used), "output_shape": out_shape}
+            "name": _layer_name(graph, op_index, used), "output_shape": out_shape,
+            "input_padded_by_op": producer is not None and graph.op_names[producer] in _PAD_OPS}
     if op_name == "FULLY_CONNECTED":
         if weights.ndim != 2:
             raise ValueError(f"{label}: weights must be [K, C], not {list(weights.shape)}")
@@ -330,7 +337,8 @@ def capture_tflite(model_path, images, *, image_info, name=None, source=None,
     layers = [CapturedLayer(name=plan["name"], kind=plan["kind"], weights=plan["weights"],
                             activations=np.stack(store), stride=plan["stride"],
                             padding=plan["padding"], groups=plan["groups"],
-                            op_type=plan["op_type"], bias=plan["bias"])
+                            op_type=plan["op_type"], bias=plan["bias"],
+                            input_padded_by_op=plan["input_padded_by_op"])
               for plan, store in zip(plans, captured)]
     stem = os.path.splitext(os.path.basename(model_path))[0]
     info = {"format": "tflite", "input_range": None if input_range is None
