@@ -296,10 +296,10 @@ class DPRedTensor:
                          uncompressed_bits=math.prod(self.shape) * self.value_width)
 
 
-def encoded_size(values, *, value_width, signed, group_size=16, zero_skip=False, axis=None):
-    """Return the `DPRedSize` that `encode` would produce, without packing the stream.
+def _grouped(values, value_width, signed, group_size, zero_skip, axis):
+    """Validate the arguments of `encode`/`encoded_size`; return them with the groups and widths.
 
-    Parameters are those of `encode`.
+    Returns ``(value_width, signed, group_size, zero_skip, values, axis, groups, widths)``.
     """
     value_width, signed, group_size, zero_skip = _check_params(value_width, signed, group_size,
                                                                zero_skip)
@@ -307,6 +307,16 @@ def encoded_size(values, *, value_width, signed, group_size=16, zero_skip=False,
     axis = check_axis(axis, values.ndim)
     groups = _to_groups(values, axis, group_size)
     widths, _ = group_precision(groups, value_width=value_width, signed=signed)
+    return value_width, signed, group_size, zero_skip, values, axis, groups, widths
+
+
+def encoded_size(values, *, value_width, signed, group_size=16, zero_skip=False, axis=None):
+    """Return the `DPRedSize` that `encode` would produce, without packing the stream.
+
+    Parameters are those of `encode`.
+    """
+    value_width, signed, group_size, zero_skip, values, axis, groups, widths = _grouped(
+        values, value_width, signed, group_size, zero_skip, axis)
     record_bits = header_width(value_width) + (group_size if zero_skip else 0)
     return DPRedSize(group_count=len(groups), metadata_bits=len(groups) * record_bits,
                      payload_bits=int(_field_lengths(widths, groups != 0, zero_skip).sum()),
@@ -340,12 +350,8 @@ def encode(values, *, value_width, signed, group_size=16, zero_skip=False, axis=
     TypeError for a non-integer array or a parameter of the wrong type; ValueError for a
     parameter out of range or a value that does not fit ``value_width``.
     """
-    value_width, signed, group_size, zero_skip = _check_params(value_width, signed, group_size,
-                                                               zero_skip)
-    values = check_range(values, value_width=value_width, signed=signed, name="values")
-    axis = check_axis(axis, values.ndim)
-    groups = _to_groups(values, axis, group_size)
-    widths, _ = group_precision(groups, value_width=value_width, signed=signed)
+    value_width, signed, group_size, zero_skip, values, axis, groups, widths = _grouped(
+        values, value_width, signed, group_size, zero_skip, axis)
     nonzero = groups != 0
     header_fields = (widths - 1).astype(np.uint64)[:, None]
     header_lengths = np.full(header_fields.shape, header_width(value_width), dtype=np.int64)
