@@ -1,4 +1,11 @@
-"""``effectual bench``: throughput of the golden model, in values per second.
+"""``effectual bench``: benchmark suites (golden throughput, and one suite per design family).
+
+``effectual bench`` runs every suite in :data:`SUITES` (or those named by ``--suite``), prints
+each suite's tables and, with ``--json``, writes ``{"environment": ..., "suites": {name:
+result}}``. A suite is a function ``suite(args) -> dict`` registered here by name as
+``"module:function"``; it prints its own tables and returns a JSON-serializable result.
+
+The ``golden`` suite measures the throughput of the golden model, in values per second.
 
 Every kernel runs on the same seeded random data: ``--values`` (default 2**22) values drawn
 uniformly from the 16-bit signed range, arranged as groups or dot-product vectors of 16 (so the
@@ -14,7 +21,13 @@ import time
 
 import numpy as np
 
-__all__ = ["add_arguments", "run", "measure", "format_table", "DEFAULT_VALUES"]
+__all__ = ["add_arguments", "run", "measure", "format_table", "golden_suite", "SUITES",
+           "DEFAULT_VALUES"]
+
+#: suite name -> "module:function" (imported only when the suite runs)
+SUITES = {
+    "golden": "effectual.bench:golden_suite",
+}
 
 #: default number of values per kernel
 DEFAULT_VALUES = 1 << 22
@@ -41,6 +54,9 @@ def add_arguments(parser):
                         help="runs per kernel; the best time counts (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--suite", action="append", choices=sorted(SUITES), metavar="NAME",
+                        help=f"run only this suite (repeatable; default all: "
+                             f"{', '.join(SUITES)})")
 
 
 def _kernels(count, seed):
@@ -109,17 +125,30 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def run(args):
-    """Run the benchmark, print the table and optionally write ``--json``."""
+def golden_suite(args):
+    """The ``golden`` suite: time every golden kernel, print the table, return the results."""
     results = measure(values=args.values, repeat=args.repeat, seed=args.seed)
+    print(f"golden throughput: {results[0]['values']:,} values per kernel, best of "
+          f"{args.repeat}, seed {args.seed}")
+    print(format_table(results))
+    return {"results": results}
+
+
+def run(args):
+    """Run the selected suites, print their tables and optionally write ``--json``."""
+    import importlib
+
     environment = {"python": platform.python_version(), "numpy": np.__version__,
                    "machine": platform.machine(), "seed": args.seed, "repeat": args.repeat}
-    print(f"golden throughput: {results[0]['values']:,} values per kernel, best of "
-          f"{args.repeat}, seed {args.seed} (Python {environment['python']}, "
-          f"numpy {environment['numpy']})")
-    print(format_table(results))
+    print(f"Python {environment['python']}, numpy {environment['numpy']}, "
+          f"{environment['machine']}")
+    suites = {}
+    for name in args.suite or list(SUITES):
+        module_name, function_name = SUITES[name].split(":")
+        print(f"\n== suite {name} ==")
+        suites[name] = getattr(importlib.import_module(module_name), function_name)(args)
     if args.json:
         with open(args.json, "w") as stream:
-            json.dump({"environment": environment, "results": results}, stream, indent=2)
+            json.dump({"environment": environment, "suites": suites}, stream, indent=2)
             stream.write("\n")
     return 0
