@@ -18,8 +18,11 @@ Files written into ``REPORT_DIR``:
 
 Units: MACs are per image (``MACs/image``, CSV ``macs_per_image``); design cycles are summed
 over all the images of a network (``<design> cycles (all images)``, CSV
-``<design>_cycles_all_images``, JSON ``cycles_all_images``), as are the CSV ``work_*`` and
-``count_*`` columns; statistics, potentials and speedups are ratios of those sums.
+``<design>_cycles_all_images``, JSON ``cycles_all_images``), as are the design's ideal
+(work-bound) cycles (CSV ``<design>_ideal_all_images``, JSON ``ideal_all_images``) and the CSV
+``work_*`` and ``count_*`` columns; statistics, potentials, speedups (over the ``baseline``
+design) and achieved/ideal (``<design>_achieved_over_ideal`` = ideal / cycles) are ratios of
+those sums.
 
 ``REPORT_DIR`` is checked (and created) before any statistics are computed: a path that is an
 existing file or cannot be created is a one-line error. A non-empty ``REPORT_DIR`` must hold an
@@ -36,7 +39,7 @@ import math
 import re
 from pathlib import Path
 
-from effectual.stats import (CYCLES, LEGEND, POTENTIAL_COLUMNS, UNITS, add_grouping_argument,
+from effectual.stats import (CYCLES, IDEAL, LEGEND, POTENTIAL_COLUMNS, UNITS, add_grouping_argument,
                              analyze_network, check_grouping, check_network_dir, describe,
                              jsonable, short_names)
 from golden import stats as golden_stats
@@ -103,6 +106,8 @@ def _common_columns(item, design_names):
     for name in design_names:
         row[f"{name}_{CYCLES}"] = item["designs"][name][CYCLES]
         row[f"{name}_speedup"] = item["designs"][name]["speedup"]
+        row[f"{name}_{IDEAL}"] = item["designs"][name][IDEAL]
+        row[f"{name}_achieved_over_ideal"] = item["designs"][name]["achieved_over_ideal"]
     return row
 
 
@@ -154,7 +159,7 @@ def _markdown(analyses, names, descriptions, group_size, command, act_grouping="
             for a in analyses]
     out += [_md_table(["network"] + [h for h, _ in POTENTIAL_COLUMNS], rows), ""]
     out += ["### Designs (cycle models; cycles summed over all images; speedup over "
-            "bit-parallel)", ""]
+            f"{design_names[0]})", ""]
     rows = []
     for analysis in analyses:
         designs = analysis["network"]["designs"]
@@ -163,6 +168,11 @@ def _markdown(analyses, names, descriptions, group_size, command, act_grouping="
                     + [_fmt(designs[n]["speedup"]) for n in design_names[1:]])
     out += [_md_table(["network", "images"] + [f"{n} cycles (all images)" for n in design_names]
                       + [f"{n} speedup" for n in design_names[1:]], rows), ""]
+    out += ["### Designs: achieved / ideal (ideal = work-bound cycles on the design's own tile)",
+            ""]
+    rows = [[a["name"]] + [_fmt(a["network"]["designs"][n]["achieved_over_ideal"])
+                           for n in design_names] for a in analyses]
+    out += [_md_table(["network"] + design_names, rows), ""]
     out += ["![summary](summary.png)", "", "## Definitions", "", LEGEND, "",
             "Potentials: " + "; ".join(f"**{k}** {d}" for k, (d, _, _)
                                        in golden_stats.POTENTIALS.items()) + ".", "",

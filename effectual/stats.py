@@ -25,7 +25,7 @@ from golden import stats as golden_stats
 
 __all__ = ["add_arguments", "add_grouping_argument", "check_grouping", "run", "analyze_network",
            "check_network_dir", "layer_rows", "format_table", "jsonable", "short_names",
-           "STAT_COLUMNS", "POTENTIAL_COLUMNS", "LEGEND", "UNITS"]
+           "STAT_COLUMNS", "POTENTIAL_COLUMNS", "LEGEND", "UNITS", "CYCLES", "IDEAL"]
 
 #: (header, statistic key, format) of the per-layer statistics shown in the text tables
 STAT_COLUMNS = (
@@ -42,12 +42,15 @@ STAT_COLUMNS = (
 POTENTIAL_COLUMNS = tuple((key, key) for key in golden_stats.POTENTIALS)
 #: the key of a design's cycle count in the analysis (summed over every image of the network)
 CYCLES = "cycles_all_images"
+#: the key of a design's ideal (work-bound) cycle count, summed like ``CYCLES``
+IDEAL = "ideal_all_images"
 #: what each number of an analysis counts (written into the JSON files)
 UNITS = {
     "macs": "per image (every image of a network has the same layers)",
     "work": "summed over all images of the network",
     "counts": "summed over all images of the network",
     CYCLES: "design cycles summed over all images of the network",
+    IDEAL: "design ideal (work-bound) cycles summed over all images of the network",
     "stats, potentials, speedup": "ratios of the sums over all images",
 }
 
@@ -112,7 +115,8 @@ def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=
     none), ``extra`` (the manifest's), ``layers`` (per layer: the
     :func:`golden.stats.combine_images` result over all images, whose ``macs`` is per image
     and ``work``/``counts`` are summed over the images, plus ``designs``: name ->
-    ``{"cycles_all_images", "speedup"}``, the cycles summed over the images) and ``network``
+    ``{"cycles_all_images", "ideal_all_images", "speedup", "achieved_over_ideal"}``, the cycles
+    and ideal (work-bound) cycles summed over the images) and ``network``
     (:func:`golden.stats.network_stats` plus ``designs`` with the cycles summed over layers
     and images).
     Raises ``OSError``/``ValueError`` for a missing, empty or invalid directory.
@@ -133,15 +137,17 @@ def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=
         current = entry
         per_image.append(golden_stats.layer_stats(layer, group_size=group_size,
                                                   act_grouping=act_grouping))
-        layer_cycles = {name: design.cycles(layer)
+        layer_cycles = {name: (design.cycles(layer), design.ideal(layer))
                         for name, design in design_registry.DESIGNS.items()}
         cycles = layer_cycles if cycles is None else {
-            name: cycles[name] + value for name, value in layer_cycles.items()}
+            name: (cycles[name][0] + value[0], cycles[name][1] + value[1])
+            for name, value in layer_cycles.items()}
         if progress is not None:
             progress(1)
     layers.append(_finish_layer(per_image, cycles))
     network = golden_stats.network_stats(layers)
-    network["designs"] = _speedups({name: sum(item["designs"][name][CYCLES] for item in layers)
+    network["designs"] = _speedups({name: (sum(item["designs"][name][CYCLES] for item in layers),
+                                           sum(item["designs"][name][IDEAL] for item in layers))
                                     for name in design_registry.DESIGNS})
     return {"name": manifest["name"], "source": manifest.get("source", ""),
             "directory": str(directory), "bits": manifest.get("bits"),
@@ -152,9 +158,13 @@ def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=
 
 
 def _speedups(cycles):
-    baseline = cycles[design_registry.BASELINE]
-    return {name: {CYCLES: value, "speedup": baseline / value if value else math.inf}
-            for name, value in cycles.items()}
+    """``{name: (cycles, ideal)}`` -> ``{name: {CYCLES, IDEAL, "speedup",
+    "achieved_over_ideal"}}`` (speedup over the baseline; achieved/ideal = ideal / cycles)."""
+    baseline = cycles[design_registry.BASELINE][0]
+    return {name: {CYCLES: value, IDEAL: ideal,
+                   "speedup": baseline / value if value else math.inf,
+                   "achieved_over_ideal": ideal / value if value else math.nan}
+            for name, (value, ideal) in cycles.items()}
 
 
 def _finish_layer(per_image, cycles):

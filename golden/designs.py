@@ -1,60 +1,77 @@
-"""The registry of designs: every design's cycle count for a layer, and its speedup.
+"""The registry of designs: every design's cycles, ideal cycles and computed output for a layer.
 
-Every design the report shows is a :class:`Design` in :data:`DESIGNS`, added with
-:func:`register`; ``design.cycles(layer, **options)`` returns the exact number of cycles one tile
-of that design spends on one layer (one image). Speedups are over the bit-parallel baseline
-(:data:`BASELINE`) with default options. The models here are *work/cycle models*: exact counts
-of tile steps from the layer's shape and values, with no memory, bandwidth or pipeline-fill
-effects. The RTL of each design must reproduce these counts exactly, so the schedule is defined
-below to the step.
+Every design the report and ``effectual eval`` show is a :class:`Design` in :data:`DESIGNS`,
+added with :func:`register`. For a layer (one image) and documented options,
+``design.cycles(layer, **options)`` is the exact number of cycles one tile of that design
+spends on the layer, ``design.ideal(layer, **options)`` its work-bound count (the cycles if every
+multiplier slot of the tile did useful work every cycle) and ``design.output(layer, **options)``
+the int64 output the design computes (conv ``[K, OH, OW]``, fc ``[K]``), modelled bit-exactly
+through the tile's datapath (bit-serial designs reconstruct each activation from the number of
+bit planes they spend on it, so a precision that is too small gives a wrong output). Speedups
+are over :data:`BASELINE` with default options. The models count tile cycles only (no memory,
+bandwidth or pipeline fill); the RTL tiles (``hw/tile.py``) reproduce them exactly per pass.
 
-The tile and its schedule (shared by every design here)
--------------------------------------------------------
-A tile has ``filters`` (F) rows of processing elements, one filter each, and every PE takes
-``lanes`` (N) (activation, weight) pairs per step and adds their products to its filter's
-output. The F filters of a tile see the same N activations in a step. Bit-serial designs
-replicate the rows over ``columns`` (M) columns, one output window each.
+The tile, the lowering and the schedule
+---------------------------------------
+A tile has ``filters`` (F) filter lanes, each taking ``lanes`` (N) (activation, weight) pairs per
+step, for ``windows`` (W) output windows at once (columns; the F filters and W windows share
+the weights of a step). The mapping of a layer onto it is :func:`golden.tcl.lower`:
 
-*Lane mapping* (which activations a step reads). For a convolution, output windows are
-``(oy, ox)`` in row-major order; for each window the steps enumerate kernel positions ``(r, s)``
-row-major (``r`` outer), and within one position the channels in blocks of N: lane ``l`` of block
-``c0`` carries channel ``c0 + l`` of the filter's group at input pixel ``(oy*sh + r - top,
-ox*sw + s - left)`` (a zero if that pixel is padding or ``c0 + l >= C/groups``). Filters are tiled
-per convolution group: group ``g`` has ``ceil((K/groups)/F)`` filter tiles of consecutive filters,
-all reading channels ``g*C/groups + c0 + l``. A depthwise layer (``groups > 1`` and ``C/groups ==
-1``) is mapped diagonally instead: a filter tile holds ``F' = min(F, N)`` consecutive filters
-``k0 .. k0+F'-1`` and lane ``i`` carries filter ``k0 + i``'s channel ``(k0 + i) // (K/groups)``,
-so a tile does ``R*S`` steps per window and there are ``ceil(K/F')`` tiles. An FC layer is one
-window with ``R = S = 1``.
+*Lane mapping*. For a convolution, output windows are ``(oy, ox)`` in row-major order; for each
+window the steps enumerate kernel positions ``(r, s)`` row-major (``r`` outer), and within one
+position the channels in blocks of N: lane ``l`` of block ``c0`` carries channel ``c0 + l`` of
+the filter's group at input pixel ``(oy*sh + r - top, ox*sw + s - left)`` (a zero if that pixel is
+padding or ``c0 + l >= C/groups``). Filters are tiled per convolution group: group ``g`` has
+``ceil((K/groups)/F)`` filter tiles of consecutive filters, all reading channels ``g*C/groups + c0
++ l``. A depthwise layer (``groups > 1`` and ``C/groups == 1``) is mapped diagonally instead: a
+filter tile holds ``F' = min(F, N)`` consecutive filters ``k0 .. k0+F'-1`` and lane ``i`` carries
+filter ``k0 + i``'s channel ``(k0 + i) // (K/groups)``, so a tile does ``R*S`` steps per window
+and there are ``ceil(K/F')`` tiles. An FC layer is one window with ``R = S = 1``.
 
-* ``steps per window = R * S * ceil((C/groups) / N)`` (depthwise: ``R * S``), FC ``ceil(C/N)``.
-* ``filter tiles = groups * ceil((K/groups) / F)`` (depthwise: ``ceil(K / min(F, N))``).
+* ``T = steps per window = R * S * ceil((C/groups) / N)`` (depthwise: ``R * S``), FC
+  ``ceil(C/N)``; ``filter tiles = groups * ceil((K/groups) / F)`` (depthwise ``ceil(K/F')``).
+* A *pass* is one filter tile times one chunk of W consecutive windows (the last chunk may be
+  partial; its missing windows are zeros) times all steps. ``passes = filter tiles *
+  ceil(windows / W)``. FC has one window, so a tile with W columns runs an FC layer on one
+  column (in the RTL all columns share each row's weights, so the other columns cannot take other
+  filters); its other columns idle. The cycle count of a layer is the sum over its passes.
+* The *schedule* of a filter tile (:func:`golden.tcl.schedule`) is its dense rows, or with a
+  weight-skipping *pattern* (``"T<2,5>"``, ``"L<h,d>"``, offset lists) the greedy static
+  schedule of Bit-Tactical: R rows, R <= T. With pattern ``"none"`` R = T.
+* The *row precision* ``p(r, w)`` (:func:`golden.tcl.row_precision`) is the minimal width of
+  the activation values row r reads in window w; lock-step columns spend ``max_w p(r, w)``.
 
-Registered designs
-------------------
-``bit-parallel``  DaDianNao-like baseline, one window at a time, every step one cycle (N x F
-    full-width MACs per cycle): ``cycles = filter tiles * windows * steps per window``.
-``stripes``  Stripes-like bit-serial activations: M = ``columns`` windows are processed together
-    (consecutive windows in row-major order, the last chunk possibly partial) and each step costs
-    ``P`` cycles, the layer's profiled precision, here the lossless width of this layer's
-    activation tensor (:func:`golden.precision.group_precision` over the whole tensor; the paper
-    profiles per layer over a data set with an accuracy budget). ``cycles = filter tiles *
-    ceil(windows / M) * steps per window * P``. FC layers have one window, so the M columns take
-    M different filter tiles over the same activations: ``cycles = ceil(filter tiles / M) *
-    steps * P`` (a pure work model; it ignores that each column then needs its own weights).
-    ``columns`` defaults to the layer's ``act_bits``, which makes peak throughput equal to the
-    baseline's at full precision (F*N*M one-bit products per cycle = F*N MACs per ``act_bits``).
-    Option ``precision`` sets ``P`` explicitly (e.g. a precision profiled over many inputs); it
-    must lie between this input's lossless width and ``act_bits``. The default, the lossless
-    width of this one input, is the most favourable precision any profile could give.
-``dynamic-stripes``  as ``stripes``, but each step of a window chunk costs the largest dynamic
-    precision over its windows: the precision of window ``w`` at a step is
-    ``group_precision`` of the N lane values that step reads for ``w`` (padding and unused lanes
-    are zeros; >= 1), and all M columns wait for the slowest (lock-step, no run-ahead
-    registers). With ``N`` equal to the statistics' group size and channel blocks aligned, the
-    lane values are exactly one activation group of :mod:`golden.stats`. FC: all columns read the
-    same lanes, so each step costs its lane group's precision, times ``ceil(filter tiles / M)``.
-    Option ``trim_lsb`` also trims common trailing zeros (DNNsim's non-"leading_bit" mode).
+Registered designs (options in brackets, defaults after ``=``)
+---------------------------------------------------------------
+``baseline`` [filters=16, lanes=16, windows=1]
+    Bit-parallel, dense (DaDianNao-like): F x N full-width MACs per cycle per window.
+    Cycles per pass = T. ``cycles = filter tiles * ceil(windows / W) * T``.
+``stripes`` [filters=16, lanes=16, windows=act_bits, precision=None]
+    Bit-serial activations at one per-layer precision P (Stripes-like), dense. Cycles per pass
+    = ``T * P``. P defaults to the lossless width of this layer's activation tensor
+    (:func:`profiled_precision`; the paper profiles per layer over a data set with an accuracy
+    budget, so this is the most favourable precision any profile could give); option
+    ``precision`` sets it (from that width to ``act_bits``).
+``dstripes`` [filters=16, lanes=16, windows=act_bits]
+    Dynamic Stripes: bit-serial with per-group dynamic precision, dense; the TCLp back end with
+    pattern ``"none"``. Cycles per pass = ``sum_t max_w p(t, w)``, p of the N lanes of step t.
+``wskip`` [filters=16, lanes=16, windows=1, pattern="T<2,5>"]
+    The TCL weight-skipping front end on the bit-parallel back end. Cycles per pass = R.
+``tclp`` [filters=16, lanes=16, windows=act_bits, pattern="T<2,5>", run_ahead=0]
+    TCLp: the TCL front end and the dynamic-precision bit-serial back end. Cycles per pass =
+    ``sum_r max_w p(r, w)`` with lock-step columns (``run_ahead=0``, the RTL); ``run_ahead=A``
+    lets each column run up to A rows ahead of the slowest (:func:`golden.tcl.pass_cycles`).
+
+The bit-serial designs default to W = ``act_bits`` columns, which makes their peak throughput
+equal to the 1-window baseline's at full precision (F*N*W one-bit products per cycle = F*N MACs
+per ``act_bits`` cycles).
+
+Ideal (work-bound) cycles: ``ceil(work / (F * N * W))`` with the tile's own F, N, W, where the
+work counts every MAC of the layer (padding pixels included, ``layer.macs``) that the design
+cannot skip, times its cost in cycles of one multiplier slot: ``baseline`` 1 per MAC;
+``stripes`` P per MAC; ``dstripes`` per MAC the precision ``p(t, w)`` of its dense step's N-lane
+group; ``wskip`` 1 per MAC with a non-zero weight; ``tclp`` ``p(t, w)`` per MAC with a non-zero
+weight. ``achieved / ideal = ideal / cycles`` (1 = every slot busy).
 """
 
 import dataclasses
@@ -62,18 +79,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from golden.precision import group_precision
-from hw.params import check_bool, check_int
+from golden import tcl
+from hw.params import check_int, parse_pattern
 
 __all__ = ["Design", "DESIGNS", "BASELINE", "DESIGN_MODULES", "register", "get_design",
-           "load_designs", "layer_cycles", "tile_schedule", "profiled_precision"]
+           "load_designs", "layer_cycles", "layer_results", "profiled_precision"]
 
-#: modules that register more designs when imported (``load_designs`` imports them); a design
-#: written in its own module (e.g. ``"golden.tcl"``) is listed here to appear in every report
+#: modules that register more designs when imported (``load_designs`` imports them)
 DESIGN_MODULES = ()
 
 #: the design every speedup is relative to
-BASELINE = "bit-parallel"
+BASELINE = "baseline"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,24 +99,33 @@ class Design:
     Parameters
     ----------
     name : str
-        Unique registry key; short, lower case (used as a table column and a file name part).
+        Unique registry key; short, lower case (a table column, a file name part, the name
+        ``effectual eval --design`` takes).
     description : str
         One line for the report.
     cycles : callable ``(layer, **options) -> int``
         Exact cycles of one tile on one layer (one image); options have documented defaults.
+    ideal : callable ``(layer, **options) -> int``
+        The work-bound cycles with the same options.
+    output : callable ``(layer, **options) -> int64 ndarray``
+        The output the design computes (conv ``[K, OH, OW]``, fc ``[K]``).
     """
 
     name: str
     description: str
     cycles: Callable
+    ideal: Callable
+    output: Callable
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
             raise TypeError(f"Design name must be a non-empty string, not {self.name!r}")
         if not isinstance(self.description, str):
             raise TypeError(f"Design description must be a string, not {self.description!r}")
-        if not callable(self.cycles):
-            raise TypeError(f"Design cycles must be callable, not {self.cycles!r}")
+        for field in ("cycles", "ideal", "output"):
+            if not callable(getattr(self, field)):
+                raise TypeError(f"Design {field} must be callable, not "
+                                f"{getattr(self, field)!r}")
 
 
 #: name -> Design, in registration order (the report's column order)
@@ -149,141 +174,236 @@ def layer_cycles(layer, designs=None):
     return result
 
 
-@dataclasses.dataclass(frozen=True)
-class TileSchedule:
-    """How a layer maps onto a tile (see the module docstring).
-
-    ``lane_channels`` is ``[steps, N]`` int64: the input channel each lane carries at each
-    channel step (``-1``: the lane carries a zero), and ``repeats`` the number of filter tiles
-    that run these channel steps (per window, each step at every kernel position). For a
-    depthwise layer every filter tile has its own single channel step, so ``steps`` is the number
-    of filter tiles and ``repeats`` is 1. ``entries`` is a list of ``(repeats, lane_channels)``,
-    one per convolution group (one in total unless ``1 < groups < C``). ``filter_tiles`` is the
-    total number of filter tiles (the module docstring's formula), ``windows`` the number of
-    output windows (1 for FC) and ``taps`` the kernel positions ``R * S`` (1 for FC).
-    """
-
-    entries: list
-    filter_tiles: int
-    windows: int
-    taps: int
-
-
-def tile_schedule(layer, *, lanes=16, filters=16):
-    """Return the :class:`TileSchedule` of ``layer`` on a ``lanes`` x ``filters`` tile."""
-    lanes = check_int("lanes", lanes, 1, 4096)
-    filters = check_int("filters", filters, 1, 4096)
-    K, Cg = layer.weights.shape[:2]
-    groups = 1 if layer.kind == "fc" else int(layer.groups)
-    Kg = K // groups
-    if layer.kind == "conv":
-        R, S = layer.weights.shape[2:]
-        sh, sw = layer.stride
-        top, bottom, left, right = layer.padding
-        _, H, W = layer.activations.shape
-        windows = ((H + top + bottom - R) // sh + 1) * ((W + left + right - S) // sw + 1)
-        taps = R * S
-    else:
-        windows, taps = 1, 1
-    if groups > 1 and Cg == 1:
-        per_tile = min(filters, lanes)
-        tiles = -(-K // per_tile)
-        filter_index = np.arange(tiles)[:, None] * per_tile + np.arange(lanes)
-        channels = np.where((np.arange(lanes) < per_tile) & (filter_index < K),
-                            filter_index // Kg, -1)
-        return TileSchedule([(1, channels)], tiles, windows, taps)
-    blocks = -(-Cg // lanes)
-    offset = np.arange(blocks)[:, None] * lanes + np.arange(lanes)
-    tiles_per_group = -(-Kg // filters)
-    entries = [(tiles_per_group, np.where(offset < Cg, g * Cg + offset, -1))
-               for g in range(groups)]
-    return TileSchedule(entries, groups * tiles_per_group, windows, taps)
+def layer_results(layer, designs=None):
+    """Return ``{name: {"cycles", "ideal"}}`` (default options) for the given or all designs."""
+    names = list(DESIGNS) if designs is None else list(designs)
+    return {name: {"cycles": get_design(name).cycles(layer),
+                   "ideal": get_design(name).ideal(layer)} for name in names}
 
 
 def profiled_precision(layer):
     """Return the per-layer precision used by ``stripes``: the width of the whole tensor."""
-    acts = np.asarray(layer.activations).reshape(1, -1)
-    width, _ = group_precision(acts, value_width=int(layer.act_bits),
-                               signed=bool(layer.act_signed))
-    return int(width[0])
+    return tcl.layer_model(layer).layer_precision()
 
 
-def _bit_parallel_cycles(layer, *, lanes=16, filters=16):
-    """Cycles of the bit-parallel baseline (see the module docstring)."""
-    plan = tile_schedule(layer, lanes=lanes, filters=filters)
-    steps = sum(repeats * len(channels) for repeats, channels in plan.entries)
-    return steps * plan.taps * plan.windows
+# ---------------------------------------------------------------------------------------------
+# The models
+# ---------------------------------------------------------------------------------------------
+
+def _tile(layer, filters, lanes, windows, serial):
+    """Validated ``(model, W)``; W defaults to 1 (bit-parallel) or ``act_bits`` (bit-serial)."""
+    filters = check_int("filters", filters, 1, 4096)
+    lanes = check_int("lanes", lanes, 1, 4096)
+    if windows is None:
+        windows = int(layer.act_bits) if serial else 1
+    windows = check_int("windows", windows, 1, 4096)
+    return tcl.layer_model(layer, filters=filters, lanes=lanes), windows
 
 
-def _columns(layer, columns):
-    return int(layer.act_bits) if columns is None else check_int("columns", columns, 1, 4096)
+def _offsets(pattern, lanes):
+    return parse_pattern(pattern, lanes=check_int("lanes", lanes, 1, 4096))
 
 
-def _stripes_cycles(layer, *, lanes=16, filters=16, columns=None, precision=None):
-    """Cycles of the Stripes-like design (see the module docstring)."""
-    columns = _columns(layer, columns)
-    plan = tile_schedule(layer, lanes=lanes, filters=filters)
-    needed = profiled_precision(layer)
-    if precision is None:
-        precision = needed
-    else:
-        precision = check_int("precision", precision, needed, int(layer.act_bits))
-    if layer.kind == "fc":
-        _, channels = plan.entries[0]
-        return -(-plan.filter_tiles // columns) * len(channels) * precision
-    steps = sum(repeats * len(channels) for repeats, channels in plan.entries)
-    return steps * plan.taps * -(-plan.windows // columns) * precision
+def _chunks(values, W):
+    """``values [nW, R]`` -> ``[passes, W, R]``, the missing windows of the last chunk as 1."""
+    nW, R = values.shape
+    chunks = -(-nW // W)
+    padded = np.ones((chunks * W, R), dtype=np.int64)
+    padded[:nW] = values
+    return padded.reshape(chunks, W, R)
 
 
-def _lane_widths(layer, channels, trim_lsb):
-    """Return ``[steps, Hp, Wp]`` precision of the lane group of each channel step and pixel."""
-    acts = np.asarray(layer.activations, dtype=np.int64)
-    if layer.kind == "fc":
-        acts = acts[:, None, None]
-        top = bottom = left = right = 0
-    else:
-        top, bottom, left, right = (int(p) for p in layer.padding)
-    C, H, W = acts.shape
-    padded = np.zeros((C + 1, H + top + bottom, W + left + right), dtype=np.int64)
-    padded[:C, top:top + H, left:left + W] = acts  # channel C stays zero: the unused lanes
-    lane_values = padded[np.where(channels < 0, C, channels)]  # [steps, N, Hp, Wp]
-    width, _ = group_precision(np.moveaxis(lane_values, 1, -1), value_width=int(layer.act_bits),
-                               signed=bool(layer.act_signed), trim_lsb=trim_lsb)
-    return width
-
-
-def _dynamic_stripes_cycles(layer, *, lanes=16, filters=16, columns=None, trim_lsb=False):
-    """Cycles of the Dynamic-Stripes-like design (see the module docstring)."""
-    columns = _columns(layer, columns)
-    trim_lsb = check_bool("trim_lsb", trim_lsb)
-    plan = tile_schedule(layer, lanes=lanes, filters=filters)
-    if layer.kind == "fc":
-        _, channels = plan.entries[0]
-        width = _lane_widths(layer, channels, trim_lsb)
-        return -(-plan.filter_tiles // columns) * int(width.sum())
-    R, S = layer.weights.shape[2:]
-    sh, sw = (int(s) for s in layer.stride)
-    top, bottom, left, right = layer.padding
-    _, H, W = layer.activations.shape
-    OH, OW = (H + top + bottom - R) // sh + 1, (W + left + right - S) // sw + 1
-    chunks = -(-OH * OW // columns)
+def _serial_cycles(model, offsets, W, run_ahead):
+    """Sum over passes of the bit-serial cycles (:func:`golden.tcl.pass_cycles`)."""
+    lowering = model.lowering
     total = 0
-    for repeats, channels in plan.entries:
-        width = _lane_widths(layer, channels, trim_lsb)  # [steps, Hp, Wp]
-        for r in range(R):
-            for s in range(S):
-                per_window = width[:, r:r + sh * (OH - 1) + 1:sh, s:s + sw * (OW - 1) + 1:sw]
-                per_window = per_window.reshape(len(channels), OH * OW)
-                chunked = np.zeros((len(channels), chunks * columns), dtype=np.int64)
-                chunked[:, :OH * OW] = per_window
-                total += repeats * int(chunked.reshape(len(channels), chunks, columns)
-                                       .max(axis=2).sum())
+    done = {}
+    for tile in range(lowering.tiles):
+        key = int(lowering.tile_mapping[tile]) if not offsets else None
+        if key is not None and key in done:
+            total += done[key]
+            continue
+        cycles = int(tcl.pass_cycles(_chunks(model.row_precision(tile, offsets), W),
+                                     run_ahead=run_ahead).sum())
+        if key is not None:
+            done[key] = cycles
+        total += cycles
     return total
 
 
-register(Design(BASELINE, "bit-parallel 16 lanes x 16 filters, one window per cycle "
-                "(DaDianNao-like)", _bit_parallel_cycles))
-register(Design("stripes", "bit-serial activations at one per-layer precision (the lossless width "
-                "of each input), act_bits windows (Stripes-like)", _stripes_cycles))
-register(Design("dynamic-stripes", "bit-serial activations at per-step dynamic group precision, "
-                "columns in lock-step (Dynamic-Stripes-like)", _dynamic_stripes_cycles))
+def _parallel_cycles(model, offsets, W):
+    lowering = model.lowering
+    passes = -(-lowering.windows // W)
+    if not offsets:
+        return lowering.tiles * passes * lowering.steps
+    return passes * sum(model.schedule(tile, offsets).rows for tile in range(lowering.tiles))
+
+
+def _ideal(model, W, *, nonzero, cost):
+    """``ceil(work / (F N W))``; ``cost`` None (1 per MAC), an int, or ``"dynamic"``."""
+    lowering = model.lowering
+    work = 0
+    per_mapping = {}
+    for tile in range(lowering.tiles):
+        if nonzero:
+            counts = (model.dense_rows(tile) != 0).sum(axis=(1, 2))  # [T]
+        else:
+            counts = lowering.valid_slots(tile).sum(axis=(1, 2))
+        if cost == "dynamic":
+            mapping = int(lowering.tile_mapping[tile])
+            if mapping not in per_mapping:
+                per_mapping[mapping] = model.dense_precision(mapping).sum(axis=0)  # [T]
+            work += int(counts @ per_mapping[mapping])
+        else:
+            work += int(counts.sum()) * lowering.windows * (1 if cost is None else cost)
+    return -(-work // (lowering.filters * lowering.lanes * W))
+
+
+def _run(model, offsets, precision):
+    """The layer's output through the tile: each row's weights times the activations it reads,
+    each activation reconstructed from ``precision(tile) -> [nW, R]`` bit planes (``None``: the
+    bit-parallel datapath, no reconstruction)."""
+    lowering = model.lowering
+    K = lowering.output_shape[0]
+    out = np.zeros((K, lowering.windows), dtype=np.int64)
+    for tile in range(lowering.tiles):
+        sched = model.schedule(tile, offsets)
+        rows = model.act_rows(lowering.tile_mapping[tile])  # [nW, T, N]
+        padded = np.zeros((rows.shape[0], sched.steps + sched.lookahead, lowering.lanes),
+                          dtype=np.int64)
+        padded[:, :sched.steps] = rows
+        steps, lanes = sched.read_positions()
+        R, F, N = sched.weight.shape
+        per_offset = np.zeros((sched.lookahead + 1, R, N, F), dtype=np.int64)
+        np.add.at(per_offset, (steps - sched.step[:, None, None],
+                               np.broadcast_to(np.arange(R)[:, None, None], steps.shape), lanes,
+                               np.broadcast_to(np.arange(F)[None, :, None], steps.shape)),
+                  sched.weight)
+        p = None if precision is None else precision(tile)
+        result = np.zeros((rows.shape[0], F), dtype=np.int64)
+        for dt in range(sched.lookahead + 1):
+            if not per_offset[dt].any():
+                continue
+            acts = padded[:, sched.step + dt, :]  # [nW, R, N]
+            if p is not None:
+                acts = tcl.bit_serial_value(acts, p[:, :, None], signed=model.signed)
+            result += tcl._exact_matmul(acts.reshape(len(acts), R * N),
+                                        per_offset[dt].reshape(R * N, F))
+        filters = lowering.tile_filters[tile]
+        out[filters[filters >= 0]] = result[:, filters >= 0].T
+    return out.reshape(lowering.output_shape)
+
+
+# baseline -------------------------------------------------------------------------------------
+
+def _baseline_cycles(layer, *, filters=16, lanes=16, windows=None):
+    model, W = _tile(layer, filters, lanes, windows, serial=False)
+    return _parallel_cycles(model, (), W)
+
+
+def _baseline_ideal(layer, *, filters=16, lanes=16, windows=None):
+    model, W = _tile(layer, filters, lanes, windows, serial=False)
+    return _ideal(model, W, nonzero=False, cost=None)
+
+
+def _baseline_output(layer, *, filters=16, lanes=16, windows=None):
+    model, _ = _tile(layer, filters, lanes, windows, serial=False)
+    return _run(model, (), None)
+
+
+# stripes --------------------------------------------------------------------------------------
+
+def _stripes_precision(model, layer, precision):
+    needed = model.layer_precision()
+    if precision is None:
+        return needed
+    return check_int("precision", precision, needed, int(layer.act_bits))
+
+
+def _stripes_cycles(layer, *, filters=16, lanes=16, windows=None, precision=None):
+    model, W = _tile(layer, filters, lanes, windows, serial=True)
+    P = _stripes_precision(model, layer, precision)
+    return _parallel_cycles(model, (), W) * P
+
+
+def _stripes_ideal(layer, *, filters=16, lanes=16, windows=None, precision=None):
+    model, W = _tile(layer, filters, lanes, windows, serial=True)
+    return _ideal(model, W, nonzero=False, cost=_stripes_precision(model, layer, precision))
+
+
+def _stripes_output(layer, *, filters=16, lanes=16, windows=None, precision=None):
+    model, _ = _tile(layer, filters, lanes, windows, serial=True)
+    P = _stripes_precision(model, layer, precision)
+    return _run(model, (), lambda tile: np.full(
+        (model.lowering.windows, model.lowering.steps), P, dtype=np.int64))
+
+
+# dstripes -------------------------------------------------------------------------------------
+
+def _dstripes_cycles(layer, *, filters=16, lanes=16, windows=None):
+    model, W = _tile(layer, filters, lanes, windows, serial=True)
+    return _serial_cycles(model, (), W, 0)
+
+
+def _dstripes_ideal(layer, *, filters=16, lanes=16, windows=None):
+    model, W = _tile(layer, filters, lanes, windows, serial=True)
+    return _ideal(model, W, nonzero=False, cost="dynamic")
+
+
+def _dstripes_output(layer, *, filters=16, lanes=16, windows=None):
+    model, _ = _tile(layer, filters, lanes, windows, serial=True)
+    return _run(model, (), lambda tile: model.row_precision(tile, ()))
+
+
+# wskip ----------------------------------------------------------------------------------------
+
+def _wskip_cycles(layer, *, filters=16, lanes=16, windows=None, pattern="T<2,5>"):
+    model, W = _tile(layer, filters, lanes, windows, serial=False)
+    return _parallel_cycles(model, _offsets(pattern, lanes), W)
+
+
+def _wskip_ideal(layer, *, filters=16, lanes=16, windows=None, pattern="T<2,5>"):
+    model, W = _tile(layer, filters, lanes, windows, serial=False)
+    _offsets(pattern, lanes)
+    return _ideal(model, W, nonzero=True, cost=None)
+
+
+def _wskip_output(layer, *, filters=16, lanes=16, windows=None, pattern="T<2,5>"):
+    model, _ = _tile(layer, filters, lanes, windows, serial=False)
+    return _run(model, _offsets(pattern, lanes), None)
+
+
+# tclp -----------------------------------------------------------------------------------------
+
+def _tclp_cycles(layer, *, filters=16, lanes=16, windows=None, pattern="T<2,5>", run_ahead=0):
+    model, W = _tile(layer, filters, lanes, windows, serial=True)
+    run_ahead = check_int("run_ahead", run_ahead, 0, 1 << 16)
+    return _serial_cycles(model, _offsets(pattern, lanes), W, run_ahead)
+
+
+def _tclp_ideal(layer, *, filters=16, lanes=16, windows=None, pattern="T<2,5>", run_ahead=0):
+    model, W = _tile(layer, filters, lanes, windows, serial=True)
+    _offsets(pattern, lanes)
+    check_int("run_ahead", run_ahead, 0, 1 << 16)
+    return _ideal(model, W, nonzero=True, cost="dynamic")
+
+
+def _tclp_output(layer, *, filters=16, lanes=16, windows=None, pattern="T<2,5>", run_ahead=0):
+    model, _ = _tile(layer, filters, lanes, windows, serial=True)
+    offsets = _offsets(pattern, lanes)
+    check_int("run_ahead", run_ahead, 0, 1 << 16)
+    return _run(model, offsets, lambda tile: model.row_precision(tile, offsets))
+
+
+register(Design("baseline", "bit-parallel, dense: 16 filters x 16 lanes, one window per cycle "
+                "(DaDianNao-like)", _baseline_cycles, _baseline_ideal, _baseline_output))
+register(Design("stripes", "bit-serial activations at one per-layer precision, act_bits "
+                "windows (Stripes-like)", _stripes_cycles, _stripes_ideal, _stripes_output))
+register(Design("dstripes", "bit-serial activations at per-row dynamic precision, columns in "
+                "lock-step (Dynamic Stripes)", _dstripes_cycles, _dstripes_ideal,
+                _dstripes_output))
+register(Design("wskip", "TCL weight skipping (T<2,5> static schedule) on the bit-parallel "
+                "back end", _wskip_cycles, _wskip_ideal, _wskip_output))
+register(Design("tclp", "TCLp: T<2,5> weight skipping + dynamic-precision bit-serial "
+                "activations, act_bits windows in lock-step", _tclp_cycles, _tclp_ideal,
+                _tclp_output))

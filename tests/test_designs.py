@@ -1,27 +1,25 @@
-"""golden.designs: the registry, and every design's cycles against a naive per-step simulation."""
+"""golden.designs: the registry, and every design's cycles, ideal cycles and output against a naive
+per-step simulation written here from the documented mapping and the spec's scheduler pseudo-code
+(plain Python lists, no numpy in the reference)."""
 
-import itertools
 import sys
 
 import numpy as np
 import pytest
 
-from golden.designs import (BASELINE, DESIGNS, Design, get_design, layer_cycles, register,
-                            tile_schedule)
-from golden.layers import Layer
+from golden.designs import (BASELINE, DESIGNS, Design, get_design, layer_cycles, layer_results,
+                            profiled_precision, register)
+from golden.layers import Layer, layer_output
 from golden.stats import layer_stats
-
+from hw.params import parse_pattern
 
 # ---------------------------------------------------------------------------------------------
-# Independent naive schedule and per-step simulation (plain Python, from the documented mapping)
+# Independent naive reference
 # ---------------------------------------------------------------------------------------------
 
-def naive_width(values, signed, trim_lsb=False):
-    """Smallest p >= 1 so that every value (shifted right by the common trailing zeros) fits."""
-    lsb = 0
-    if trim_lsb and any(values):
-        lsb = min((v & -v).bit_length() - 1 for v in values if v)
-    values = [v >> lsb for v in values]
+
+def naive_width(values, signed):
+    """Smallest p >= 1 such that every value fits p-bit two's complement (or unsigned)."""
     p = 1
     while not all((-(1 << (p - 1)) <= v < (1 << (p - 1))) if signed else (0 <= v < (1 << p))
                   for v in values):
@@ -30,34 +28,51 @@ def naive_width(values, signed, trim_lsb=False):
 
 
 def naive_tiles(layer, lanes, filters):
-    """List of filter tiles; each is a list of per-step lane channel lists (None = zero lane)."""
-    K = layer.weights.shape[0]
+    """List of filter tiles: (filter of each filter lane or None, dense rows [T][F][N],
+    lane_channel(step, lane) -> channel or None, tap(step) -> (r, s) or None)."""
+    W = layer.weights.tolist()
+    K = len(W)
+    tiles = []
     if layer.kind == "fc":
-        C = layer.weights.shape[1]
-        steps = [[c0 + l if c0 + l < C else None for l in range(lanes)]
-                 for c0 in range(0, C, lanes)]
-        return [steps for _ in range(0, K, filters)]
-    Cg, groups = layer.weights.shape[1], layer.groups
+        C = len(W[0])
+        blocks = list(range(0, C, lanes))
+        for k0 in range(0, K, filters):
+            ks = [k0 + f if k0 + f < K else None for f in range(filters)]
+            rows = [[[W[k][c0 + l] if k is not None and c0 + l < C else 0 for l in range(lanes)]
+                     for k in ks] for c0 in blocks]
+            tiles.append((ks, rows, lambda t, l, b=blocks, C=C: b[t] + l if b[t] + l < C
+                          else None, lambda t: None))
+        return tiles
+    Cg, groups = len(W[0]), layer.groups
+    R, S = len(W[0][0]), len(W[0][0][0])
     Kg = K // groups
+    taps = [(r, s) for r in range(R) for s in range(S)]
     if groups > 1 and Cg == 1:
         per_tile = min(lanes, filters)
-        tiles = []
         for k0 in range(0, K, per_tile):
-            lane_channels = [None] * lanes
-            for i in range(per_tile):
-                if k0 + i < K:
-                    lane_channels[i] = (k0 + i) // Kg
-            tiles.append([lane_channels])
+            ks = [k0 + f if f < per_tile and k0 + f < K else None for f in range(filters)]
+            rows = [[[W[k][0][r][s] if k is not None and l == f else 0 for l in range(lanes)]
+                     for f, k in enumerate(ks)] for r, s in taps]
+            chans = [(k0 + l) // Kg if l < per_tile and k0 + l < K else None
+                     for l in range(lanes)]
+            tiles.append((ks, rows, lambda t, l, chans=chans: chans[l],
+                          lambda t, taps=taps: taps[t]))
         return tiles
-    tiles = []
+    blocks = list(range(0, Cg, lanes))
     for g in range(groups):
-        for _ in range(0, Kg, filters):
-            tiles.append([[g * Cg + c0 + l if c0 + l < Cg else None for l in range(lanes)]
-                          for c0 in range(0, Cg, lanes)])
+        for k0 in range(0, Kg, filters):
+            ks = [g * Kg + k0 + f if k0 + f < Kg else None for f in range(filters)]
+            rows = [[[W[k][c0 + l][r][s] if k is not None and c0 + l < Cg else 0
+                      for l in range(lanes)] for k in ks] for r, s in taps for c0 in blocks]
+            tiles.append((ks, rows, lambda t, l, g=g, b=blocks, Cg=Cg: (
+                g * Cg + b[t % len(b)] + l if b[t % len(b)] + l < Cg else None),
+                lambda t, b=blocks: taps[t // len(b)]))
     return tiles
 
 
 def naive_windows(layer):
+    if layer.kind == "fc":
+        return [None]
     _, H, W = layer.activations.shape
     R, S = layer.weights.shape[2:]
     top, bottom, left, right = layer.padding
@@ -66,76 +81,187 @@ def naive_windows(layer):
             for ox in range((W + left + right - S) // sw + 1)]
 
 
-def lane_values(layer, lane_channels, window, tap):
-    """The activation each lane reads for one window at one kernel position (0 for padding)."""
+def naive_act(layer, tile, window, step, lane):
+    """The activation a lane reads at a dense step of a window (0: padding, unused, missing)."""
+    _, rows, lane_channel, tap = tile
+    if window is False or step >= len(rows):
+        return 0
+    channel = lane_channel(step, lane)
+    if channel is None:
+        return 0
     if layer.kind == "fc":
-        return [0 if c is None else int(layer.activations[c]) for c in lane_channels]
-    (oy, ox), (r, s) = window, tap
+        return int(layer.activations[channel])
+    (oy, ox), (r, s) = window, tap(step)
     _, H, W = layer.activations.shape
     y = oy * layer.stride[0] + r - layer.padding[0]
     x = ox * layer.stride[1] + s - layer.padding[2]
-    inside = 0 <= y < H and 0 <= x < W
-    return [int(layer.activations[c, y, x]) if c is not None and inside else 0
-            for c in lane_channels]
+    return int(layer.activations[channel, y, x]) if 0 <= y < H and 0 <= x < W else 0
 
 
-def simulate(layer, *, step_cost, lanes=16, filters=16, columns=1):
-    """Sum of ``step_cost(list of per-column lane values)`` over the documented schedule."""
-    tiles = naive_tiles(layer, lanes, filters)
-    cycles = 0
-    if layer.kind == "fc":
-        for chunk_start in range(0, len(tiles), columns):
-            chunk = tiles[chunk_start:chunk_start + columns]
-            for step in range(len(chunk[0])):
-                cycles += step_cost([lane_values(layer, tile[step], None, None)
-                                     for tile in chunk])
-        return cycles
-    R, S = layer.weights.shape[2:]
-    windows = naive_windows(layer)
-    for tile in tiles:
-        for chunk_start in range(0, len(windows), columns):
-            chunk = windows[chunk_start:chunk_start + columns]
-            for tap in itertools.product(range(R), range(S)):
-                for lane_channels in tile:
-                    cycles += step_cost([lane_values(layer, lane_channels, w, tap)
-                                         for w in chunk])
-    return cycles
+def naive_schedule(rows, offsets):
+    """The spec's greedy pseudo-code, literally: list of (step, skip, weights[F][N], select)."""
+    T, F, N = len(rows), len(rows[0]), len(rows[0][0])
+    h = max((dt for dt, _ in offsets), default=0)
+    Wm = [[list(r) for r in row] for row in rows]
+    SRC = [[[(t, l) for l in range(N)] for _ in range(F)] for t in range(T)]
+    out, skip = [], 0
+    for t in range(T):
+        if skip < h and all(Wm[t][f][l] == 0 for f in range(F) for l in range(N)):
+            skip += 1
+            continue
+        for f in range(F):
+            while True:
+                cand = {}
+                for l in range(N):
+                    if Wm[t][f][l] != 0:
+                        continue
+                    c = [(t + dt, (l + dl) % N) for dt, dl in offsets
+                         if t + dt < T and Wm[t + dt][f][(l + dl) % N] != 0]
+                    if c:
+                        cand[l] = c
+                if not cand:
+                    break
+                k = min(len(c) for c in cand.values())
+                l = min(lane for lane in cand if len(cand[lane]) == k)
+                tt, ll = cand[l][0]
+                Wm[t][f][l], Wm[tt][f][ll] = Wm[tt][f][ll], Wm[t][f][l]
+                SRC[t][f][l], SRC[tt][f][ll] = SRC[tt][f][ll], SRC[t][f][l]
+        select = [[0] * N for _ in range(F)]
+        for f in range(F):
+            for l in range(N):
+                if Wm[t][f][l] != 0:
+                    st, sl = SRC[t][f][l]
+                    select[f][l] = 0 if (st, sl) == (t, l) else 1 + next(
+                        k for k, (dt, dl) in enumerate(offsets)
+                        if st == t + dt and sl == (l + dl) % N)
+        out.append((t, skip, [list(r) for r in Wm[t]], select))
+        skip = 0
+    if not out:
+        out.append((T - 1, T - 1, [list(r) for r in Wm[T - 1]], [[0] * N for _ in range(F)]))
+    return out
 
 
-def naive_baseline(layer, lanes=16, filters=16):
-    return simulate(layer, step_cost=lambda groups: 1, lanes=lanes, filters=filters)
+def naive_truncate(value, p, signed):
+    """Rebuild a value from its bit planes 0..p-1, LSB first, the sign plane subtracted."""
+    bits = value & ((1 << p) - 1)
+    total = 0
+    for b in range(p):
+        if (bits >> b) & 1:
+            total += -(1 << b) if signed and b == p - 1 else (1 << b)
+    return total
 
 
-def naive_stripes(layer, lanes=16, filters=16, columns=None, precision=None):
-    columns = layer.act_bits if columns is None else columns
-    if precision is None:
-        precision = naive_width([int(v) for v in layer.activations.ravel()], layer.act_signed)
-    return simulate(layer, step_cost=lambda groups: precision, lanes=lanes, filters=filters,
-                    columns=columns)
+def naive_run_ahead(costs, run_ahead):
+    """Cycle-by-cycle simulation of columns with per-row costs ``costs[c][r]``: a column starts
+    row r when it is idle, has finished r-1 and every column has finished row r-1-run_ahead."""
+    columns, rows = len(costs), len(costs[0])
+    done = [[False] * rows for _ in costs]
+    current = [None] * columns  # (row, cycles left)
+    nxt = [0] * columns
+    cycle = 0
+    while not all(all(d) for d in done):
+        for c in range(columns):
+            if current[c] is None and nxt[c] < rows:
+                r = nxt[c]
+                gate = r - 1 - run_ahead
+                if gate < 0 or all(done[o][gate] for o in range(columns)):
+                    current[c] = (r, costs[c][r])
+                    nxt[c] += 1
+        cycle += 1
+        for c in range(columns):
+            if current[c] is not None:
+                r, left = current[c]
+                current[c] = (r, left - 1) if left > 1 else None
+                if left == 1:
+                    done[c][r] = True
+    return cycle
 
 
-def naive_dynamic(layer, lanes=16, filters=16, columns=None, trim_lsb=False):
-    columns = layer.act_bits if columns is None else columns
-    return simulate(layer, lanes=lanes, filters=filters, columns=columns,
-                    step_cost=lambda groups: max(naive_width(g, layer.act_signed, trim_lsb)
-                                                 for g in groups))
+def naive_design(layer, *, filters=16, lanes=16, windows=1, pattern="none", cost="parallel",
+                 precision=None, run_ahead=0):
+    """Return (cycles, ideal, output) by stepping through every pass, row and slot."""
+    offsets = parse_pattern(pattern, lanes=lanes)
+    signed = layer.act_signed
+    if cost == "layer" and precision is None:
+        precision = naive_width([int(v) for v in layer.activations.ravel()], signed)
+    wins = naive_windows(layer)
+    K = layer.weights.shape[0]
+    depthwise = layer.kind == "conv" and layer.groups > 1 and layer.weights.shape[1] == 1
+    out = [[0] * len(wins) for _ in range(K)]
+    cycles = work = 0
+    for tile in naive_tiles(layer, lanes, filters):
+        ks, rows, _, _ = tile
+        sched = naive_schedule(rows, offsets)
+        T = len(rows)
+        for t in range(T):  # the work of the ideal count, over every window
+            for w in wins:
+                dense = [naive_act(layer, tile, w, t, l) for l in range(lanes)]
+                for f, k in enumerate(ks):
+                    for l in range(lanes):
+                        if pattern == "none":  # every MAC of the layer (padding included)
+                            valid = k is not None and (l == f if depthwise
+                                                       else tile[2](t, l) is not None)
+                        else:  # the MACs with a non-zero weight
+                            valid = rows[t][f][l] != 0
+                        if not valid:
+                            continue
+                        work += {"parallel": 1, "layer": precision,
+                                 "dynamic": naive_width(dense, signed)}[cost]
+        for c0 in range(0, len(wins), windows):
+            chunk = [wins[i] if i < len(wins) else False for i in range(c0, c0 + windows)]
+            costs = [[0] * len(sched) for _ in chunk]
+            for r, (t, _, weights, select) in enumerate(sched):
+                for c, w in enumerate(chunk):
+                    read = []
+                    for f in range(filters):
+                        for l in range(lanes):
+                            dt, dl = (0, 0) if select[f][l] == 0 else offsets[select[f][l] - 1]
+                            read.append((f, weights[f][l],
+                                         naive_act(layer, tile, w, t + dt, (l + dl) % lanes)))
+                    p = {"parallel": None, "layer": precision,
+                         "dynamic": naive_width([a for _, _, a in read], signed)}[cost]
+                    costs[c][r] = 1 if p is None else p
+                    if w is False:
+                        continue
+                    for f, weight, a in read:
+                        if ks[f] is not None:
+                            value = a if p is None else naive_truncate(a, p, signed)
+                            out[ks[f]][wins.index(w)] += weight * value
+            if cost == "parallel":
+                cycles += len(sched)
+            elif run_ahead == 0:
+                cycles += sum(max(costs[c][r] for c in range(len(chunk)))
+                              for r in range(len(sched)))
+            else:
+                cycles += naive_run_ahead(costs, run_ahead)
+    ideal = -(-work // (filters * lanes * windows))
+    return cycles, ideal, np.array(out, dtype=np.int64).reshape(layer.output_shape)
 
+
+#: design -> (naive keyword arguments, whether bit-serial: default windows = act_bits)
+NAIVE = {
+    "baseline": (dict(cost="parallel"), False),
+    "stripes": (dict(cost="layer"), True),
+    "dstripes": (dict(cost="dynamic"), True),
+    "wskip": (dict(cost="parallel", pattern="T<2,5>"), False),
+    "tclp": (dict(cost="dynamic", pattern="T<2,5>"), True),
+}
 
 # ---------------------------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------------------------
 
+
 def random_layer(rng, *, kind="conv", C=5, H=6, W=5, K=4, R=3, S=3, stride=(1, 1),
-                 padding=(0, 0, 0, 0), groups=1, act_bits=8, act_signed=False):
+                 padding=(0, 0, 0, 0), groups=1, act_bits=8, act_signed=False, density=0.4):
     low = -(1 << (act_bits - 1)) if act_signed else 0
     high = (1 << (act_bits - 1)) if act_signed else (1 << act_bits)
     shape = (C,) if kind == "fc" else (C, H, W)
     acts = rng.integers(low, high, size=shape) >> rng.integers(0, act_bits, size=shape)
     acts[rng.random(shape) < 0.3] = 0
-    acts[..., :2] <<= rng.integers(0, 3)  # some common trailing zeros for trim_lsb
     acts = np.clip(acts, low, high - 1)
     w_shape = (K, C) if kind == "fc" else (K, C // groups, R, S)
-    weights = rng.integers(-127, 128, size=w_shape)
+    weights = rng.integers(-127, 128, size=w_shape) * (rng.random(w_shape) < density)
     if kind == "fc":
         return Layer(kind="fc", weights=weights, activations=acts, act_bits=act_bits,
                      act_signed=act_signed)
@@ -144,58 +270,74 @@ def random_layer(rng, *, kind="conv", C=5, H=6, W=5, K=4, R=3, S=3, stride=(1, 1
 
 
 CASES = {
-    "conv-pad-stride": dict(C=21, H=7, W=6, K=18, R=3, S=3, stride=(2, 1),
+    "conv-pad-stride": dict(C=21, H=6, W=5, K=18, R=3, S=3, stride=(2, 1),
                             padding=(1, 2, 0, 1)),
     "conv-signed": dict(C=6, H=5, W=5, K=3, R=2, S=3, padding=(1, 0, 1, 1), act_signed=True,
                         act_bits=6),
-    "depthwise": dict(C=20, H=6, W=5, K=20, R=3, S=3, stride=(2, 2), padding=(1, 1, 1, 1),
+    "depthwise": dict(C=20, H=5, W=5, K=20, R=3, S=3, stride=(2, 2), padding=(1, 1, 1, 1),
                       groups=20),
-    "depthwise-multiplier": dict(C=5, H=5, W=4, K=10, R=3, S=2, padding=(0, 1, 1, 0), groups=5,
+    "depthwise-multiplier": dict(C=5, H=4, W=4, K=10, R=3, S=2, padding=(0, 1, 1, 0), groups=5,
                                  act_signed=True),
     "grouped": dict(C=8, H=4, W=5, K=6, R=2, S=2, stride=(1, 2), padding=(1, 1, 0, 1), groups=2),
-    "one-channel": dict(C=1, H=6, W=6, K=6, R=3, S=3, padding=(1, 1, 1, 1)),
-    "fc": dict(kind="fc", C=37, K=40),
+    "dense-1x1": dict(C=9, H=3, W=4, K=5, R=1, S=1, density=1.0),
+    "fc": dict(kind="fc", C=37, K=40, density=0.2),
     "fc-signed": dict(kind="fc", C=19, K=5, act_signed=True, act_bits=16),
 }
-TILES = [dict(), dict(lanes=4, filters=3, columns=5), dict(lanes=3, filters=8, columns=2)]
+TILES = [dict(filters=4, lanes=8), dict(filters=3, lanes=4, windows=5),
+         dict(filters=8, lanes=5, windows=2)]
 
 
 @pytest.mark.parametrize("tile", range(len(TILES)))
 @pytest.mark.parametrize("case", list(CASES))
-def test_cycles_match_naive_simulation(case, tile):
+def test_designs_match_naive_simulation(case, tile):
     rng = np.random.default_rng([len(case), tile, sum(map(ord, case))])
     layer = random_layer(rng, **CASES[case])
-    options = TILES[tile]
-    lanes, filters = options.get("lanes", 16), options.get("filters", 16)
-    columns = options.get("columns")
-    assert get_design(BASELINE).cycles(layer, lanes=lanes, filters=filters) \
-        == naive_baseline(layer, lanes, filters)
-    assert get_design("stripes").cycles(layer, **options) \
-        == naive_stripes(layer, lanes, filters, columns)
-    assert get_design("stripes").cycles(layer, precision=layer.act_bits, **options) \
-        == naive_stripes(layer, lanes, filters, columns, layer.act_bits)
-    for trim_lsb in (False, True):
-        assert get_design("dynamic-stripes").cycles(layer, trim_lsb=trim_lsb, **options) \
-            == naive_dynamic(layer, lanes, filters, columns, trim_lsb)
+    reference = layer_output(layer)
+    for name, (naive_options, serial) in NAIVE.items():
+        options = dict(TILES[tile])
+        if "T<2,5>" in naive_options.get("pattern", "") and options["lanes"] < 4:
+            continue
+        design = get_design(name)
+        expected = naive_design(layer, **{"windows": layer.act_bits if serial else 1,
+                                          **options, **naive_options})
+        assert design.cycles(layer, **options) == expected[0], name
+        assert design.ideal(layer, **options) == expected[1], name
+        output = design.output(layer, **options)
+        assert output.dtype == np.int64
+        assert np.array_equal(output, expected[2]), name
+        assert np.array_equal(output, reference), name
 
 
-@pytest.mark.parametrize("tile", range(len(TILES)))
-@pytest.mark.parametrize("case", list(CASES))
-def test_tile_schedule_matches_naive_tiles(case, tile):
-    """Every field of the schedule against the naive tile list and window enumeration."""
+@pytest.mark.parametrize("case", ["conv-pad-stride", "depthwise", "fc-signed"])
+def test_options_match_naive_simulation(case):
+    """Stripes' explicit precision, other patterns and tclp's run-ahead."""
     layer = random_layer(np.random.default_rng(len(case)), **CASES[case])
-    lanes, filters = TILES[tile].get("lanes", 16), TILES[tile].get("filters", 16)
-    plan = tile_schedule(layer, lanes=lanes, filters=filters)
-    tiles = naive_tiles(layer, lanes, filters)
-    assert plan.filter_tiles == len(tiles)
-    rows = [[None if c < 0 else int(c) for c in row]
-            for repeats, channels in plan.entries for _ in range(repeats) for row in channels]
-    assert rows == [step for steps in tiles for step in steps]
-    if layer.kind == "fc":
-        assert (plan.windows, plan.taps) == (1, 1)
-    else:
-        assert plan.windows == len(naive_windows(layer))
-        assert plan.taps == layer.weights.shape[2] * layer.weights.shape[3]
+    tile = dict(filters=4, lanes=8, windows=3)
+    for precision in (profiled_precision(layer), layer.act_bits):
+        assert get_design("stripes").cycles(layer, precision=precision, **tile) == \
+            naive_design(layer, cost="layer", precision=precision, **tile)[0]
+    for pattern in ("L<1,3>", "(2,1),(1,0),(3,-2)"):
+        naive = naive_design(layer, cost="dynamic", pattern=pattern, **tile)
+        assert get_design("tclp").cycles(layer, pattern=pattern, **tile) == naive[0]
+        assert get_design("tclp").ideal(layer, pattern=pattern, **tile) == naive[1]
+        assert np.array_equal(get_design("wskip").output(layer, pattern=pattern, **tile),
+                              naive[2])
+    for run_ahead in (1, 2, 50):
+        assert get_design("tclp").cycles(layer, run_ahead=run_ahead, **tile) == \
+            naive_design(layer, cost="dynamic", pattern="T<2,5>", run_ahead=run_ahead,
+                         **tile)[0]
+
+
+def test_default_tile_on_a_sparse_layer():
+    """The default 16 x 16 tiles (W = 1 or act_bits) against the naive simulation."""
+    layer = random_layer(np.random.default_rng(7), C=20, H=3, W=4, K=20, R=3, S=3,
+                         padding=(1, 1, 1, 1), density=0.3)
+    for name, (naive_options, serial) in NAIVE.items():
+        cycles, ideal, output = naive_design(layer, windows=8 if serial else 1, **naive_options)
+        assert (get_design(name).cycles(layer), get_design(name).ideal(layer)) == (cycles, ideal)
+        assert np.array_equal(get_design(name).output(layer), output)
+    assert layer_results(layer)["tclp"] == {"cycles": get_design("tclp").cycles(layer),
+                                            "ideal": get_design("tclp").ideal(layer)}
 
 
 def test_baseline_closed_form():
@@ -203,33 +345,50 @@ def test_baseline_closed_form():
     layer = Layer(kind="conv", weights=np.ones((32, 40, 3, 3), int),
                   activations=np.ones((40, 12, 12), int))
     assert get_design(BASELINE).cycles(layer) == 2 * 3 * 9 * 100
+    assert get_design(BASELINE).ideal(layer) == -(-layer.macs // 256)
     # Depthwise 40 channels: ceil(40/16) diagonal tiles, 9 steps per window.
     dw = Layer(kind="conv", weights=np.ones((40, 1, 3, 3), int),
                activations=np.ones((40, 12, 12), int), groups=40)
     assert get_design(BASELINE).cycles(dw) == 3 * 9 * 100
+    assert get_design(BASELINE).ideal(dw) == -(-dw.macs // 256)
 
 
-def test_dynamic_stripes_equals_precision_potential_when_aligned():
+def test_dstripes_equals_precision_potential_when_aligned():
     """With aligned 16-channel blocks, 16-filter tiles and one column, Dynamic Stripes' speedup
     over the baseline is exactly golden.stats' Ap potential (group size 16)."""
     rng = np.random.default_rng(5)
-    layer = random_layer(rng, C=32, H=6, W=7, K=32, R=3, S=3, padding=(1, 1, 2, 0), stride=(1, 2))
+    layer = random_layer(rng, C=32, H=6, W=7, K=32, R=3, S=3, padding=(1, 1, 2, 0),
+                         stride=(1, 2), density=1.0)
     cycles = layer_cycles(layer)
-    dynamic = get_design("dynamic-stripes").cycles(layer, columns=1)
+    dynamic = get_design("dstripes").cycles(layer, windows=1)
     assert cycles[BASELINE][0] * layer.act_bits / dynamic == layer_stats(layer)["potentials"]["Ap"]
-    stripes_cycles, stripes_speedup = cycles["stripes"]
-    assert dynamic * 1.0 >= cycles["dynamic-stripes"][0]  # more columns cannot be slower per window
-    assert stripes_cycles >= cycles["dynamic-stripes"][0]
-    assert stripes_speedup == cycles[BASELINE][0] / stripes_cycles
+    assert get_design("dstripes").ideal(layer, windows=1) == dynamic  # no waste at one column
 
 
 def test_full_precision_bit_serial_matches_baseline():
-    # Columns = act_bits and every group needing all act_bits: equal throughput, equal cycles
-    # (16 windows = 2 full chunks of 8 columns).
+    # Windows = act_bits and every group needing all act_bits: equal throughput, equal cycles
+    # (16 windows = 2 full chunks of 8 columns); no zero weight: nothing to skip.
     acts = np.full((16, 4, 4), 255)
     layer = Layer(kind="conv", weights=np.ones((16, 16, 1, 1), int), activations=acts)
     cycles = layer_cycles(layer)
-    assert cycles["stripes"] == cycles["dynamic-stripes"] == cycles[BASELINE] == (16, 1.0)
+    assert set(cycles.values()) == {(16, 1.0)}
+    assert {get_design(n).ideal(layer) for n in DESIGNS} == {16}
+
+
+def test_bit_serial_fc_uses_one_column():
+    layer = Layer(kind="fc", weights=np.ones((40, 20), int), activations=np.full(20, 255))
+    # 3 filter tiles x 2 steps x 8 bits on one column each; 7 of the 8 columns idle
+    assert get_design("stripes").cycles(layer) == get_design("dstripes").cycles(layer) == 48
+    assert get_design("tclp").cycles(layer) == 48
+    assert get_design("dstripes").ideal(layer) == -(-40 * 20 * 8 // (16 * 16 * 8))
+
+
+def test_tclp_run_ahead_never_slower():
+    layer = random_layer(np.random.default_rng(3), C=16, H=6, W=6, K=16, R=3, S=3, density=0.5)
+    lockstep = get_design("tclp").cycles(layer)
+    ahead = [get_design("tclp").cycles(layer, run_ahead=a) for a in (1, 2, 4, 1000)]
+    assert lockstep >= ahead[0] >= ahead[1] >= ahead[2] >= ahead[3]
+    assert ahead[3] >= get_design("tclp").ideal(layer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +396,8 @@ def test_full_precision_bit_serial_matches_baseline():
 # ---------------------------------------------------------------------------------------------
 
 def test_registry_contents_and_order():
-    assert list(DESIGNS)[:3] == [BASELINE, "stripes", "dynamic-stripes"]
+    assert list(DESIGNS) == [BASELINE, "stripes", "dstripes", "wskip", "tclp"]
+    assert BASELINE == "baseline"
     for name, design in DESIGNS.items():
         assert design.name == name and design.description
 
@@ -245,30 +405,36 @@ def test_registry_contents_and_order():
 def test_register_adds_a_design_to_layer_cycles():
     layer = Layer(kind="fc", weights=np.ones((20, 40), int), activations=np.ones(40, int))
     design = Design("test-half", "half the baseline",
-                    lambda layer, **options: get_design(BASELINE).cycles(layer) // 2)
+                    lambda layer, **options: get_design(BASELINE).cycles(layer) // 2,
+                    lambda layer, **options: 1, layer_output)
     try:
         assert register(design) is design
         assert get_design("test-half") is design
         result = layer_cycles(layer)
         assert result["test-half"] == (3, 2.0)  # baseline: ceil(20/16) * ceil(40/16) = 6
         with pytest.raises(ValueError, match=r"^a design named 'test-half' is already registered$"):
-            register(Design("test-half", "again", design.cycles))
+            register(Design("test-half", "again", design.cycles, design.ideal, design.output))
     finally:
         DESIGNS.pop("test-half", None)
     assert "test-half" not in layer_cycles(layer)
 
 
 def test_registry_errors():
-    with pytest.raises(ValueError, match=r"^unknown design 'nope'; known: bit-parallel, "):
+    with pytest.raises(ValueError, match=r"^unknown design 'nope'; known: baseline, stripes, "
+                                         r"dstripes, wskip, tclp$"):
         get_design("nope")
     with pytest.raises(TypeError, match=r"^register\(\) takes a Design, not 'x'$"):
         register("x")
     with pytest.raises(TypeError, match=r"^Design name must be a non-empty string, not ''$"):
-        Design("", "d", len)
+        Design("", "d", len, len, len)
     with pytest.raises(TypeError, match=r"^Design description must be a string, not None$"):
-        Design("x", None, len)
+        Design("x", None, len, len, len)
     with pytest.raises(TypeError, match=r"^Design cycles must be callable, not 3$"):
-        Design("x", "d", 3)
+        Design("x", "d", 3, len, len)
+    with pytest.raises(TypeError, match=r"^Design ideal must be callable, not 3$"):
+        Design("x", "d", len, 3, len)
+    with pytest.raises(TypeError, match=r"^Design output must be callable, not 3$"):
+        Design("x", "d", len, len, 3)
 
 
 def test_option_errors():
@@ -277,13 +443,22 @@ def test_option_errors():
         get_design(BASELINE).cycles(layer, lanes=0)
     with pytest.raises(TypeError, match=r"^filters must be an integer from 1 to 4096, not 'a'$"):
         get_design("stripes").cycles(layer, filters="a")
-    with pytest.raises(ValueError, match=r"^columns must be an integer from 1 to 4096, not -1$"):
-        get_design("dynamic-stripes").cycles(layer, columns=-1)
+    with pytest.raises(ValueError, match=r"^windows must be an integer from 1 to 4096, not -1$"):
+        get_design("dstripes").cycles(layer, windows=-1)
     small = Layer(kind="fc", weights=np.ones((2, 3), int), activations=np.array([0, 5, 1]))
     with pytest.raises(ValueError, match=r"^precision must be an integer from 3 to 8, not 2$"):
         get_design("stripes").cycles(small, precision=2)
-    with pytest.raises(TypeError, match=r"^trim_lsb must be True or False, not 1$"):
-        get_design("dynamic-stripes").cycles(layer, trim_lsb=1)
+    with pytest.raises(ValueError, match=r"^run_ahead must be an integer from 0 to 65536, "
+                                         r"not -1$"):
+        get_design("tclp").cycles(layer, run_ahead=-1)
+    with pytest.raises(ValueError, match=r"^pattern must be 'none', 'L<h,d>', 'T<2,5>' or a list"):
+        get_design("wskip").cycles(layer, pattern="Q")
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'pattern'"):
+        get_design("dstripes").cycles(layer, pattern="none")
+    shifted = Layer(kind="fc", weights=np.ones((2, 3), int), activations=np.ones(3, int),
+                    act_zero_point=1)
+    with pytest.raises(ValueError, match=r"^layer '': act_zero_point must be 0 for the tile"):
+        get_design("tclp").cycles(shifted)
 
 
 def test_load_designs_imports_listed_modules(tmp_path, monkeypatch):
@@ -291,7 +466,8 @@ def test_load_designs_imports_listed_modules(tmp_path, monkeypatch):
 
     (tmp_path / "extra_design_for_test.py").write_text(
         "from golden.designs import Design, register\n"
-        "register(Design('test-extra', 'from a module', lambda layer, **options: 1))\n")
+        "register(Design('test-extra', 'from a module', lambda layer, **options: 1,\n"
+        "                lambda layer, **options: 1, lambda layer, **options: None))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(golden.designs, "DESIGN_MODULES", ("extra_design_for_test",))
     try:

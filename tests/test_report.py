@@ -52,6 +52,8 @@ def _expected(layers, group_size=16):
                                  for layer in per_image])
         result["designs"] = {name: sum(design.cycles(layer) for layer in per_image)
                              for name, design in DESIGNS.items()}
+        result["ideal"] = {name: sum(design.ideal(layer) for layer in per_image)
+                           for name, design in DESIGNS.items()}
         per_layer.append(result)
     return per_layer, network_stats(per_layer)
 
@@ -81,6 +83,9 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
         for name, cycles in expected["designs"].items():
             assert int(row[f"{name}_cycles_all_images"]) == cycles
             assert float(row[f"{name}_speedup"]) == baseline / cycles
+            ideal = expected["ideal"][name]
+            assert int(row[f"{name}_ideal_all_images"]) == ideal
+            assert float(row[f"{name}_achieved_over_ideal"]) == ideal / cycles
 
     with open(out / "networks.csv", newline="") as handle:
         (row,) = list(csv.DictReader(handle))
@@ -92,9 +97,11 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
     for key in POTENTIALS:
         assert float(row[f"potential_{key}"]) == net["potentials"][key]
     totals = {name: sum(item["designs"][name] for item in per_layer) for name in DESIGNS}
+    ideals = {name: sum(item["ideal"][name] for item in per_layer) for name in DESIGNS}
     for name, cycles in totals.items():
         assert int(row[f"{name}_cycles_all_images"]) == cycles
         assert float(row[f"{name}_speedup"]) == totals[BASELINE] / cycles
+        assert int(row[f"{name}_ideal_all_images"]) == ideals[name]
 
     report = json.loads((out / "report.json").read_text())
     (analysis,) = report["networks"]
@@ -125,6 +132,9 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
         + " | " + " | ".join(f"{n} speedup" for n in names[1:]) + " |" in lines
     assert "| tiny-net | 2 | " + " | ".join(f"{totals[n]:,}" for n in names) + " | " \
         + " | ".join(f"{totals[BASELINE] / totals[n]:.2f}" for n in names[1:]) + " |" in lines
+    assert names == ["baseline", "stripes", "dstripes", "wskip", "tclp"]
+    assert "| tiny-net | " + " | ".join(f"{ideals[n] / totals[n]:.2f}" for n in names) \
+        + " |" in lines
     assert lines.count("| network | layers | images | MACs/image | bits | zero w | zero a | "
                        "grpP a | grpW a | grpW w | 0 bits a | NAF a | Booth a |") == 1
     assert any(line.startswith("| # | layer | kind | MACs/image | ") for line in lines)
