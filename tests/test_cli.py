@@ -50,13 +50,14 @@ def test_verilog_all_writes_every_block(tmp_path):
     assert main(["verilog", "--all", "-o", str(tmp_path)]) == 0
     for block in BLOCKS.values():
         manifest = json.loads((tmp_path / f"{block.module_name}.v.json").read_text())
-        assert manifest["parameters"] == dataclasses.asdict(block.params_class())
+        assert manifest["parameters"] == dataclasses.asdict(block.default_params())
         assert (tmp_path / manifest["file"]).exists()
 
 
 @pytest.mark.parametrize("argv, message", [
     (["verilog", "nosuchblock", "-o", "x.v"],
-     "effectual verilog: error: unknown block 'nosuchblock'; known blocks: precision"),
+     "effectual verilog: error: unknown block 'nosuchblock'; known blocks: "
+     + ", ".join(BLOCKS)),
     (["verilog", "precision", "--group-size", "0", "-o", "x.v"],
      "effectual verilog: error: group_size must be an integer from 1 to 256, not 0"),
     (["verilog", "precision", "--value-width", "wide", "-o", "x.v"],
@@ -64,7 +65,7 @@ def test_verilog_all_writes_every_block(tmp_path):
     (["verilog", "precision", "--value-width", "33", "-o", "x.v"],
      "effectual verilog: error: value_width must be an integer from 1 to 32, not 33"),
     (["verilog", "-o", "x.v"],
-     "effectual verilog: error: give a BLOCK (precision) or --all"),
+     f"effectual verilog: error: give a BLOCK ({', '.join(BLOCKS)}) or --all"),
     (["verilog", "--all", "--group-size", "3", "-o", "x"],
      "effectual verilog: error: --all emits default configurations; give no BLOCK or parameters"),
 ])

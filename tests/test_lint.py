@@ -31,11 +31,12 @@ def test_precision_detector_lints_clean(params, tmp_path):
 def test_lint_reports_a_real_warning(tmp_path):
     path = tmp_path / "dynamic_precision_detector.v"
     write_block("precision", PrecisionParams(), path)
-    text = path.read_text().replace("endmodule", "  wire [3:0] stray;\nendmodule", 1)
+    text = path.read_text().replace(
+        "endmodule", "  wire [3:0] stray;\n  wire [3:0] reader = stray;\nendmodule", 1)
     path.write_text(text)
     ok, output = lint_file(path)
     assert not ok
-    assert "stray" in output
+    assert "%Warning-UNDRIVEN" in output and "stray" in output
 
 
 def test_lint_command_takes_files_and_directories(tmp_path, capsys):
