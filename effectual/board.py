@@ -1,6 +1,7 @@
 """``effectual board``: build (and optionally load) a board bitstream around one block.
 
     effectual board BOARD [BLOCK] [--param value ...] -o DIR [--program]
+    effectual board run --board B --layer FILE --port DEV     (see `effectual.fpga`)
 
 BOARD is one of `hw.board.BOARDS` (``icebreaker``, ``ulx3s-85f``), BLOCK one of
 `hw.blocks.BLOCKS` (default ``precision``); block parameters are the same options as for
@@ -17,6 +18,7 @@ import pathlib
 from hw.blocks import BLOCKS, get_block
 
 from .block_options import add_parameter_options, params_from_args
+from .cli import UsageError
 
 __all__ = ["add_arguments", "run"]
 
@@ -28,11 +30,15 @@ def add_arguments(parser):
     parser.add_argument("board", metavar="BOARD", help=f"board: {', '.join(BOARDS)}")
     parser.add_argument("block", nargs="?", default="precision", metavar="BLOCK",
                         help=f"block to wrap: {', '.join(BLOCKS)} (default precision)")
-    parser.add_argument("-o", "--output", required=True, type=pathlib.Path, metavar="DIR",
-                        help="build directory (tool logs, report.json, bitstream, board.json)")
+    parser.add_argument("-o", "--output", type=pathlib.Path, metavar="DIR",
+                        help="build directory (tool logs, report.json, bitstream, board.json); "
+                             "required")
     parser.add_argument("--program", action="store_true",
                         help="load the bitstream with iceprog or openFPGALoader after building")
     add_parameter_options(parser)
+    from .fpga import add_run_arguments   # effectual board run --board B --layer F --port P
+
+    add_run_arguments(parser)
 
 
 def _format(result):
@@ -59,6 +65,12 @@ def run(args):
     """Build the bitstream, print and write its figures, program if asked; return the status."""
     from hw.board import build_bitstream, find_programmer, get_board, program_bitstream
 
+    if args.board == "run":
+        from .fpga import board_run
+
+        return board_run(args)
+    if args.output is None:
+        raise UsageError("the following arguments are required: -o/--output")
     get_board(args.board)
     block = get_block(args.block)
     params = params_from_args(block, args)

@@ -1,0 +1,355 @@
+"""``effectual fpga`` (a tile bitstream for a board) and ``effectual board run`` (a layer on it).
+
+    effectual fpga --board B --design D [--tile FxNxW] [--pattern P] [--weight-width N]
+                   [--act-width N] [--signed-acts] [--rows N] [--baud N] [-o DIR] [--program]
+    effectual board run --board B --layer FILE --port DEV [--baud N] [--max-windows N]
+                        [--design D --tile FxNxW ...  with --port sim]
+
+``fpga`` elaborates `hw.board_tile.BoardTileTop` (the tile, the UART host link, the LEDs and
+the self-test vectors computed by the golden model at build time), runs Yosys and nextpnr from
+YoWASP, writes ``DIR/fpga.json`` and prints the utilisation and the post-route Fmax against the
+board clock. It exits with status 1 (after writing the JSON) when the design misses the board
+clock, and reports a design that does not fit the device as an error naming the resource.
+
+``board run`` talks to a board running such a bitstream through a serial port (pyserial), or,
+with ``--port sim``, to the same board top simulated in amaranth.sim with a UART model on its
+pins. It checks the board's configuration (handshake), runs every pass of the layer
+(`effectual.driver.Board.run_layer`), and compares outputs and cycle counts with golden.
+"""
+
+import dataclasses
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+__all__ = ["BOARD_TILES", "DESIGN_TILES", "parse_tile", "board_params", "build_tile_bitstream",
+           "add_arguments", "run", "add_run_arguments", "board_run", "params_from_info"]
+
+#: the tile configuration built by default on each board (fits and meets the board clock; see
+#: the README's measured table)
+BOARD_TILES = {
+    "icebreaker": dict(filters=2, lanes=4, windows=2, weight_width=8, act_width=8,
+                       act_signed=False, pattern="L<2,1>", weight_rows=32, act_rows=32),
+    "ulx3s-85f": dict(filters=4, lanes=8, windows=4, weight_width=8, act_width=8,
+                      act_signed=False, pattern="T<2,5>", weight_rows=128, act_rows=128),
+}
+#: per-design changes to `BOARD_TILES`: the iCEBreaker's UP5K has 8 DSP blocks, so the
+#: bit-parallel tile (F*N*W multipliers) gets one window there
+DESIGN_TILES = {("icebreaker", "bit-parallel"): dict(windows=1)}
+#: patterns tried (in order) to recognise a board's pattern from the CRC in its VERSION info
+KNOWN_PATTERNS = ["none", "T<2,5>"] + [f"L<{h},{d}>" for h in range(0, 8) for d in range(0, 8)
+                                         if h + d]
+DEFAULT_BAUD = 115200
+_TILE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
+
+
+def parse_tile(text):
+    """Return ``(filters, lanes, windows)`` from ``"FxNxW"``; ``ValueError`` otherwise."""
+    match = _TILE.match(str(text))
+    if not match:
+        raise ValueError(f"--tile must be FxNxW (filters x lanes x windows), e.g. 2x4x2, "
+                         f"not {text!r}")
+    return tuple(int(v) for v in match.groups())
+
+
+def board_params(board, *, design="tclp", tile=None, **overrides):
+    """Return the `TileParams` for ``design`` on ``board``: `BOARD_TILES` (and `DESIGN_TILES`)
+    with ``tile`` (``"FxNxW"``) and ``overrides`` (TileParams fields; None values ignored)
+    applied."""
+    from hw.board import get_board
+    from hw.params import TileParams
+
+    get_board(board)
+    fields = dict(BOARD_TILES[board])
+    fields.update(DESIGN_TILES.get((board, design), {}))
+    if tile is not None:
+        fields["filters"], fields["lanes"], fields["windows"] = parse_tile(tile)
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return TileParams(**fields)
+
+
+def make_board_tile(params, design, *, clock_hz, baud, timeout=None, selftest_seed=1):
+    """Return a `hw.board_tile.BoardTile` with golden self-test vectors baked in."""
+    from hw.board_tile import DESIGNS, BoardTile
+    from hw.hostlink import SelfTest
+    from hw.uart import baud_divisor
+
+    from .driver import selftest_vectors
+
+    if design not in DESIGNS:
+        raise ValueError(f"unknown design {design!r}; known designs: {', '.join(DESIGNS)}")
+    divisor = baud_divisor(clock_hz, baud)
+    vectors = selftest_vectors(params, serial=DESIGNS[design][1], seed=selftest_seed)
+    return BoardTile(params=params, design=design, divisor=divisor, timeout=timeout,
+                     selftest=SelfTest(**vectors), clock_hz=int(clock_hz))
+
+
+_NO_FIT = re.compile(r"(ERROR: .*(?:not enough|than available|Unable to place|no BELs "
+                     r"remaining|Failed to place).*)", re.IGNORECASE)
+
+
+def build_tile_bitstream(board, design, params, *, build_dir, baud=DEFAULT_BAUD, name="top"):
+    """Build the bitstream of a tile board top; return the summary dictionary.
+
+    Keys: ``board``, ``device``, ``family``, ``design``, ``parameters`` (`TileParams` fields),
+    ``baud``, ``divisor``, ``clock_mhz``, ``fmax_mhz`` (post-route, slowest clock), ``fmax``,
+    ``timing_met``, ``utilisation`` (nextpnr BELs), ``yosys`` (``luts``, ``flip_flops``,
+    ``cells``), ``bitstream``, ``seconds`` (``elaborate``, ``toolchain``), ``versions``.
+
+    Raises ``ValueError`` if the design does not fit the device (naming the resource from
+    nextpnr's log) and ``OSError`` if a tool is missing or fails otherwise.
+    """
+    from hw import board as hw_board
+    from hw.board_tile import BoardTileTop
+
+    platform_class = hw_board.get_board(board)
+    family = hw_board.board_family(board)
+    env = hw_board.tool_environment(family)
+    build_dir = pathlib.Path(build_dir)
+    started = time.perf_counter()
+    platform = platform_class()
+    board_tile = make_board_tile(params, design, clock_hz=platform.default_clk_frequency,
+                                 baud=baud)
+    # iCE40: map multipliers to the UP5K's SB_MAC16 DSPs (synth_ice40 -dsp); ECP5 uses its
+    # MULT18X18D blocks by default
+    extra = {"synth_opts": "-dsp"} if family == "ice40" else {}
+    plan = platform.build(
+        BoardTileTop(board, board_tile), name=name, do_build=False,
+        nextpnr_opts="--report report.json --timing-allow-fail",
+        script_after_synth=f"tee -q -o {name}.stat.json stat -json", **extra)
+    plan.extract(build_dir)
+    elaborated = time.perf_counter()
+    log_path = build_dir / "build.log"
+    with open(log_path, "w") as log:
+        result = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    finished = time.perf_counter()
+    if result.returncode != 0:
+        text = log_path.read_text()
+        fit = _NO_FIT.findall(text)
+        if fit:
+            raise ValueError(f"design {design} {params.filters}x{params.lanes}x"
+                             f"{params.windows} does not fit the {platform.device}: "
+                             f"{fit[0].strip()} (see {log_path}; try a smaller --tile or --rows)")
+        last = [line for line in text.splitlines() if line.strip()][-1:]
+        raise OSError(f"bitstream build for {board} failed (exit {result.returncode}): "
+                      f"{last[0].strip() if last else 'no output'}; see {log_path}")
+    fmax, utilisation = hw_board.parse_nextpnr_report(build_dir / "report.json")
+    luts, flip_flops, cells = hw_board.parse_yosys_stat(build_dir / f"{name}.stat.json", family)
+    fmax_mhz = min((v["achieved"] for v in fmax.values()), default=None)
+    clock_mhz = platform.default_clk_frequency / 1e6
+    return {
+        "board": board,
+        "device": f"{platform.device}-{platform.package}",
+        "family": family,
+        "design": design,
+        "parameters": dataclasses.asdict(params),
+        "baud": baud,
+        "divisor": board_tile.divisor,
+        "clock_mhz": clock_mhz,
+        "fmax_mhz": fmax_mhz,
+        "fmax": fmax,
+        "timing_met": fmax_mhz is not None and fmax_mhz >= clock_mhz,
+        "utilisation": utilisation,
+        "yosys": {"luts": luts, "flip_flops": flip_flops, "cells": cells},
+        "bitstream": str(build_dir / f"{name}{hw_board._FAMILIES[family][1]}"),
+        "seconds": {"elaborate": round(elaborated - started, 2),
+                    "toolchain": round(finished - elaborated, 2)},
+        "versions": hw_board._versions(family),
+    }
+
+
+def format_summary(result):
+    """Return the printed summary of a `build_tile_bitstream` result."""
+    p = result["parameters"]
+    lines = [f"{result['board']} ({result['device']}): {result['design']} tile "
+             f"{p['filters']}x{p['lanes']}x{p['windows']} pattern {p['pattern']} "
+             f"w{p['weight_width']}/a{p['act_width']}{'s' if p['act_signed'] else 'u'} "
+             f"rows {p['weight_rows']}/{p['act_rows']}, UART {result['baud']} baud "
+             f"(divisor {result['divisor']})"]
+    width = max((len(bel) for bel in result["utilisation"]), default=0)
+    for bel, use in result["utilisation"].items():
+        lines.append(f"  {bel:<{width}}  {use['used']:>6} / {use['available']:<6} "
+                     f"({100 * use['used'] / use['available']:.1f}%)")
+    lines.append(f"  yosys: {result['yosys']['luts']} LUTs, "
+                 f"{result['yosys']['flip_flops']} flip-flops")
+    fmax = result["fmax_mhz"]
+    if fmax is None:
+        lines.append("  Fmax: no clock in the report")
+    else:
+        lines.append(f"  Fmax {fmax:.2f} MHz post-route (board clock {result['clock_mhz']:g} MHz: "
+                     f"{'PASS' if result['timing_met'] else 'FAIL'})")
+    seconds = result["seconds"]
+    lines.append(f"  bitstream {result['bitstream']} "
+                 f"(elaborate {seconds['elaborate']:.1f} s, tools {seconds['toolchain']:.1f} s)")
+    return "\n".join(lines)
+
+
+def _add_tile_options(parser, *, prefix=""):
+    parser.add_argument("--design", dest=f"{prefix}design", default="tclp", metavar="D",
+                        help="tile design: tclp or bit-parallel (default tclp)")
+    parser.add_argument("--tile", dest=f"{prefix}tile", metavar="FxNxW",
+                        help="filters x lanes x windows (default: sized to the board)")
+
+
+def add_arguments(parser):
+    """Register the ``fpga`` options."""
+    from hw.board import BOARDS
+
+    parser.add_argument("--board", required=True, help=f"board: {', '.join(BOARDS)}")
+    _add_tile_options(parser)
+    parser.add_argument("--pattern", help="connectivity pattern (default: the board's)")
+    parser.add_argument("--weight-width", type=int, metavar="N")
+    parser.add_argument("--act-width", type=int, metavar="N")
+    parser.add_argument("--signed-acts", action="store_true", default=None,
+                        help="two's-complement activations (default unsigned)")
+    parser.add_argument("--rows", type=int, metavar="N",
+                        help="weight_rows = act_rows (default: the board's)")
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, metavar="N",
+                        help=f"UART rate (default {DEFAULT_BAUD})")
+    parser.add_argument("-o", "--output", type=pathlib.Path, metavar="DIR",
+                        help="build directory (default build/fpga/BOARD-DESIGN)")
+    parser.add_argument("--program", action="store_true",
+                        help="load the bitstream with iceprog or openFPGALoader after building")
+
+
+def run(args):
+    """Build (and program); return 0, or 1 when timing is missed."""
+    from hw.board import find_programmer, get_board, program_bitstream
+    from hw.board_tile import DESIGNS
+    from hw.uart import baud_divisor
+
+    if args.design not in DESIGNS:
+        raise ValueError(f"unknown design {args.design!r}; known designs: {', '.join(DESIGNS)}")
+    baud_divisor(get_board(args.board)().default_clk_frequency, args.baud)
+    params = board_params(args.board, design=args.design, tile=args.tile, pattern=args.pattern,
+                          weight_width=args.weight_width, act_width=args.act_width,
+                          act_signed=args.signed_acts, weight_rows=args.rows,
+                          act_rows=args.rows)
+    programmer = find_programmer(args.board) if args.program else None
+    out = args.output or pathlib.Path("build") / "fpga" / f"{args.board}-{args.design}"
+    out.mkdir(parents=True, exist_ok=True)
+    result = build_tile_bitstream(args.board, args.design, params, build_dir=out,
+                                  baud=args.baud)
+    (out / "fpga.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(format_summary(result))
+    print(f"wrote {out / 'fpga.json'}")
+    if not result["timing_met"]:
+        print(f"effectual fpga: error: {result['design']} misses the {result['clock_mhz']:g} MHz "
+              f"board clock (Fmax {result['fmax_mhz']:.2f} MHz); try a smaller --tile",
+              file=sys.stderr)
+        return 1
+    if args.program:
+        program_bitstream(args.board, result["bitstream"], programmer)
+        print(f"programmed {args.board} with {programmer[0]}")
+    return 0
+
+
+# --- effectual board run ------------------------------------------------------------------------
+
+def add_run_arguments(parser):
+    """Register the options of ``effectual board run`` on the ``board`` parser."""
+    group = parser.add_argument_group("effectual board run --board B --layer FILE --port DEV")
+    group.add_argument("--board", dest="run_board", metavar="B",
+                       help="board the bitstream was built for")
+    group.add_argument("--layer", dest="run_layer", type=pathlib.Path, metavar="FILE",
+                       help="layer file to run")
+    group.add_argument("--port", dest="run_port", metavar="DEV",
+                       help="serial port, or 'sim' for the simulated board top")
+    group.add_argument("--baud", dest="run_baud", type=int, default=DEFAULT_BAUD, metavar="N",
+                       help=f"UART rate (default {DEFAULT_BAUD})")
+    group.add_argument("--max-windows", dest="run_max_windows", type=int, metavar="N",
+                       help="run only the first N output windows of the layer")
+    group.add_argument("--json", dest="run_json", type=pathlib.Path, metavar="FILE",
+                       help="write the per-pass outputs check and cycles as JSON")
+    _add_tile_options(group, prefix="run_")
+
+
+def params_from_info(info):
+    """Return the `TileParams` of a board from its `effectual.driver.BoardInfo` (the pattern is
+    recognised among `KNOWN_PATTERNS` by its CRC); ``ValueError`` if it is not."""
+    from hw.params import TileParams
+    from hw.protocol import pattern_crc
+
+    base = dict(filters=info.filters, lanes=info.lanes, windows=info.windows,
+                weight_width=info.weight_width, act_width=info.act_width,
+                act_signed=info.act_signed, weight_rows=info.weight_rows,
+                act_rows=info.act_rows)
+    for pattern in KNOWN_PATTERNS:
+        try:
+            params = TileParams(pattern=pattern, **base)
+        except ValueError:
+            continue
+        if pattern_crc(params.offsets) == info.pattern_crc:
+            return params
+    raise ValueError(f"the board's pattern (CRC 0x{info.pattern_crc:04x}) is none of the known "
+                     f"patterns")
+
+
+class _SimPins:
+    """``--port sim``: the board top in amaranth.sim behind a UART pin model."""
+
+    def __init__(self, board, design, tile):
+        from sim.board_sim import PinTransport
+
+        params = board_params(board, design=design, tile=tile)
+        board_tile = make_board_tile(params, design, clock_hz=8 * DEFAULT_BAUD,
+                                     baud=DEFAULT_BAUD)
+        self.transport = PinTransport(board_tile)
+
+
+def board_run(args):
+    """``effectual board run``: run a layer on a board; return 0 if it matches golden, else 1."""
+    from golden.layers import load_layer
+
+    from .cli import UsageError
+    from .driver import Board, SerialTransport
+
+    missing = [option for option, value in (("--board", args.run_board),
+                                            ("--layer", args.run_layer),
+                                            ("--port", args.run_port)) if value is None]
+    if missing:
+        raise UsageError(f"board run needs {', '.join(missing)}")
+    from hw.board import get_board
+
+    get_board(args.run_board)
+    layer = load_layer(args.run_layer)
+    if args.run_port == "sim":
+        transport = _SimPins(args.run_board, args.run_design, args.run_tile).transport
+    else:
+        transport = SerialTransport(args.run_port, baud=args.run_baud)
+    board = Board(transport)
+    info = board.handshake()
+    params = params_from_info(info)
+    board.expect(params)
+    print(f"board: {'TCLp (bit-serial)' if info.serial else 'bit-parallel'} tile "
+          f"{params.filters}x{params.lanes}x{params.windows} pattern {params.pattern}, "
+          f"{info.clock_hz / 1e6:g} MHz, self-test {'present' if info.selftest else 'absent'}")
+    status = board.status()
+    if status.selftest_done:
+        print(f"power-on self-test: {'PASS' if status.selftest_pass else 'FAIL'}")
+
+    def report(p):
+        print(f"  pass tile {p.tile} chunk {p.chunk}: outputs "
+              f"{'==' if (p.outputs == p.expected).all() else '!='} golden, cycles {p.cycles} "
+              f"(golden {p.expected_cycles})")
+
+    result = board.run_layer(layer, max_windows=args.run_max_windows, on_pass=report)
+    seconds_at_clock = result.cycles / info.clock_hz if info.clock_hz else None
+    line = (f"{layer.name or args.run_layer.name}: {len(result.passes)} passes, "
+            f"{result.macs} MACs, {result.cycles} compute cycles")
+    if seconds_at_clock:
+        line += f", {result.macs / seconds_at_clock / 1e6:.1f} MMAC/s at the board clock"
+    print(line)
+    if args.run_json is not None:
+        args.run_json.write_text(json.dumps({
+            "layer": str(args.run_layer), "passes": [
+                {"tile": p.tile, "chunk": p.chunk, "ok": p.ok, "cycles": p.cycles,
+                 "expected_cycles": p.expected_cycles} for p in result.passes],
+            "macs": result.macs, "cycles": result.cycles, "ok": result.ok,
+            "clock_hz": info.clock_hz}, indent=2) + "\n")
+    print("outputs and cycles equal golden" if result.ok else "MISMATCH with golden")
+    return 0 if result.ok else 1

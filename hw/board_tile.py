@@ -1,0 +1,239 @@
+"""A tile on a board: UART host link, LEDs and the built-in self-test around a TCLp or
+bit-parallel tile.
+
+`TileLink` is the tile behind a `hw.hostlink.HostLink` (byte streams in and out);
+`BoardTile` adds the UART (8N1, ``divisor`` clock cycles per bit) and the LED outputs;
+`BoardTileTop` puts a `BoardTile` on a board of `hw.board.BOARDS` (board clock, button 0 as
+reset, the board's USB-serial UART, LEDs as listed in `LED_MAP`).
+"""
+
+import dataclasses
+import importlib
+
+from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal, Value
+from amaranth.lib import io, stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
+
+from .hostlink import HostLink
+from .params import TileParams
+from .uart import UARTRx, UARTTx
+
+__all__ = ["DESIGNS", "LED_ROLES", "LED_MAP", "TileLink", "BoardTile", "BoardTileTop",
+           "make_tile"]
+
+#: design name -> (component "module:Class", bit-serial?)
+DESIGNS = {
+    "tclp": ("hw.tile:TCLpTile", True),
+    "bit-parallel": ("hw.tile:BitParallelTile", False),
+}
+
+#: the meaning of the bits of `BoardTile.leds`, LSB first
+LED_ROLES = ("idle", "busy", "pass", "fail")
+
+#: board -> LED role -> index of the board's ``led`` resource. The iCEBreaker has a red (0) and
+#: a green (1) LED on the main board and five more (2..6) on the break-off PMOD (attached when
+#: it ships); the ULX3S has eight LEDs in a row.
+LED_MAP = {
+    "icebreaker": {"fail": 0, "pass": 1, "idle": 2, "busy": 3},
+    "ulx3s-85f": {"idle": 0, "busy": 1, "pass": 2, "fail": 3},
+}
+
+
+def make_tile(design, params):
+    """Return a new tile component of ``design`` (a key of `DESIGNS`) for ``params``."""
+    if design not in DESIGNS:
+        raise ValueError(f"unknown design {design!r}; known designs: {', '.join(DESIGNS)}")
+    if not isinstance(params, TileParams):
+        raise TypeError(f"params must be a TileParams, not {params!r}")
+    module_name, class_name = DESIGNS[design][0].split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**dataclasses.asdict(params))
+
+
+class TileLink(wiring.Component):
+    """A tile behind the host-link protocol engine (byte streams in and out, no UART).
+
+    Parameters
+    ----------
+    params : `hw.params.TileParams`
+    design : str
+        ``"tclp"`` or ``"bit-parallel"`` (`DESIGNS`).
+    timeout, selftest, clock_hz
+        As `hw.hostlink.HostLink`.
+
+    Members
+    -------
+    rx : ``In(stream.Signature(8))``; rx_error : ``In(1)``; tx : ``Out(stream.Signature(8))``
+        As `hw.hostlink.HostLink`.
+    running, busy, selftest_done, selftest_pass, link_idle : ``Out(1)``
+        As `hw.hostlink.HostLink`.
+    """
+
+    def __init__(self, *, params, design="tclp", timeout=1000, selftest=None, clock_hz=0):
+        self._tile = make_tile(design, params)
+        self._design = design
+        self._link = HostLink(params=params, serial=DESIGNS[design][1], timeout=timeout,
+                              selftest=selftest, clock_hz=clock_hz)
+        super().__init__({
+            "rx": In(stream.Signature(8)), "rx_error": In(1), "tx": Out(stream.Signature(8)),
+            "running": Out(1), "busy": Out(1), "selftest_done": Out(1), "selftest_pass": Out(1),
+            "link_idle": Out(1),
+        })
+
+    @property
+    def params(self):
+        """The tile's `TileParams`."""
+        return self._link.params
+
+    @property
+    def design(self):
+        """The design name."""
+        return self._design
+
+    @property
+    def link(self):
+        """The `HostLink`."""
+        return self._link
+
+    @property
+    def tile(self):
+        """The tile component."""
+        return self._tile
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self._link
+        m.submodules.tile = tile = self._tile
+        m.d.comb += [
+            link.rx.valid.eq(self.rx.valid), link.rx.payload.eq(self.rx.payload),
+            self.rx.ready.eq(link.rx.ready), link.rx_error.eq(self.rx_error),
+            self.tx.valid.eq(link.tx.valid), self.tx.payload.eq(link.tx.payload),
+            link.tx.ready.eq(self.tx.ready),
+            self.running.eq(link.running), self.busy.eq(link.busy),
+            self.selftest_done.eq(link.selftest_done),
+            self.selftest_pass.eq(link.selftest_pass), self.link_idle.eq(link.link_idle),
+            # streams to and from the tile: raw bits into the tile's layouts
+            tile.weights.valid.eq(link.weights.valid),
+            Value.cast(tile.weights.payload).eq(link.weights.payload),
+            link.weights.ready.eq(tile.weights.ready),
+            tile.acts.valid.eq(link.acts.valid),
+            Value.cast(tile.acts.payload).eq(link.acts.payload),
+            link.acts.ready.eq(tile.acts.ready),
+            link.results.valid.eq(tile.results.valid),
+            link.results.payload.eq(tile.results.payload),
+            tile.results.ready.eq(link.results.ready),
+            tile.start.eq(link.start), tile.rows.eq(link.rows), tile.steps.eq(link.steps),
+            tile.load_weights.eq(link.load_weights),
+            link.tile_done.eq(tile.done), link.tile_cycles.eq(tile.cycles),
+        ]
+        return m
+
+
+class BoardTile(wiring.Component):
+    """`TileLink` with an 8N1 UART on two pins and four status LEDs.
+
+    Parameters
+    ----------
+    params, design, timeout, selftest, clock_hz
+        As `TileLink`.
+    divisor : int, 4..65535
+        UART clock cycles per bit (`hw.uart.baud_divisor`).
+
+    Members
+    -------
+    rx : ``In(1, init=1)``
+        UART line from the host (asynchronous; synchronized inside).
+    tx : ``Out(1, init=1)``
+        UART line to the host (registered).
+    leds : ``Out(4)``
+        ``LED_ROLES`` LSB first: idle (waiting for a request, no run in progress), busy (a run
+        or the self-test in progress), pass / fail (result of the last self-test; both off
+        before the first one completes).
+
+    After reset the self-test runs once (when ``selftest`` is given), then the board waits for
+    requests.
+    """
+
+    def __init__(self, *, params, design="tclp", divisor=104, timeout=None, selftest=None,
+                 clock_hz=0):
+        self._uart_rx = UARTRx(divisor=divisor)
+        self._uart_tx = UARTTx(divisor=divisor)
+        if timeout is None:
+            timeout = 40 * divisor          # four character times of silence
+        self._core = TileLink(params=params, design=design, timeout=timeout,
+                              selftest=selftest, clock_hz=clock_hz)
+        self._divisor = divisor
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "leds": Out(4)})
+
+    @property
+    def core(self):
+        """The `TileLink`."""
+        return self._core
+
+    @property
+    def divisor(self):
+        """UART clock cycles per bit."""
+        return self._divisor
+
+    @property
+    def params(self):
+        """The tile's `TileParams`."""
+        return self._core.params
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = urx = self._uart_rx
+        m.submodules.uart_tx = utx = self._uart_tx
+        m.submodules.core = core = self._core
+        m.d.comb += [
+            urx.rx.eq(self.rx), self.tx.eq(utx.tx),
+            core.rx.valid.eq(urx.o_stream.valid), core.rx.payload.eq(urx.o_stream.payload),
+            urx.o_stream.ready.eq(core.rx.ready),
+            core.rx_error.eq(urx.frame_error | urx.overrun),
+            utx.i_stream.valid.eq(core.tx.valid), utx.i_stream.payload.eq(core.tx.payload),
+            core.tx.ready.eq(utx.i_stream.ready),
+            self.leds.eq(Value.cast(core.link_idle & ~core.busy)
+                         | (core.busy << 1)
+                         | ((core.selftest_done & core.selftest_pass) << 2)
+                         | ((core.selftest_done & ~core.selftest_pass) << 3)),
+        ]
+        return m
+
+
+class BoardTileTop(Elaboratable):
+    """A `BoardTile` on a board: clock, button-0 reset, the USB-serial UART and the LEDs.
+
+    Parameters
+    ----------
+    board : str
+        A key of `LED_MAP` (and of `hw.board.BOARDS`).
+    board_tile : `BoardTile`
+    """
+
+    def __init__(self, board, board_tile):
+        if board not in LED_MAP:
+            raise ValueError(f"unknown board {board!r}; known boards: {', '.join(LED_MAP)}")
+        self.board = board
+        self.board_tile = board_tile
+
+    def elaborate(self, platform):
+        m = Module()
+        logic = Module()
+        logic.submodules.board_tile = bt = self.board_tile
+        reset = Signal()
+        if platform is not None:
+            if self.board == "icebreaker" and ("led", 2) not in platform.resources:
+                platform.add_resources(platform.break_off_pmod)
+            m.submodules.button = button = io.Buffer("i", platform.request("button", 0, dir="-"))
+            m.submodules.button_sync = FFSynchronizer(button.i, reset)
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+            m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+            m.d.comb += [bt.rx.eq(rx.i), tx.o.eq(bt.tx)]
+            for role, index in LED_MAP[self.board].items():
+                led = io.Buffer("o", platform.request("led", index, dir="-"))
+                m.submodules[f"led_{role}"] = led
+                m.d.comb += led.o.eq(bt.leds[LED_ROLES.index(role)])
+        m.submodules.logic = ResetInserter(reset)(logic)
+        return m

@@ -1,0 +1,160 @@
+# amaranth: UnusedElaboratable=no
+"""hw.board_tile: the tile board top through its UART pins, its LEDs, every board target, and
+``effectual board run`` end to end against the simulated board.
+
+* The host driver (`effectual.driver.Board`, unchanged) talks to `BoardTile` in amaranth.sim
+  through `sim.board_sim.PinTransport`, a bit-level 8N1 model of the host's serial port on the
+  ``rx``/``tx`` pins: handshake, self-test, and a layer slice (several passes, schedule reuse)
+  whose outputs and cycle counts equal `golden.tcl` and whose assembled outputs equal
+  `golden.layers.layer_output`, for the TCLp and the bit-parallel tile.
+* A host 2 % slow still talks; a character with a low stop bit gets a FRAMING reply.
+* LEDs: busy during the power-on self-test, then idle + pass; fail with wrong vectors.
+* Every board target elaborates (both designs) with the UART, clock and LED pins placed where
+  amaranth-boards defines them.
+"""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from effectual import cli
+from effectual.driver import Board, decode_reply, encode_request, selftest_layer, \
+    selftest_vectors
+from golden.layers import Layer, save_layer
+from hw.board import BOARDS
+from hw.board_tile import LED_MAP, LED_ROLES, BoardTile, BoardTileTop
+from hw.hostlink import SelfTest
+from hw.params import TileParams
+from hw.protocol import Command, Error
+from sim.board_sim import PinTransport
+
+P = TileParams(filters=2, lanes=4, windows=2, weight_width=8, act_width=8, act_signed=False,
+               pattern="L<2,1>", weight_rows=32, act_rows=32)
+DIVISOR = 4
+
+
+def make(design="tclp", vectors=None, **kwargs):
+    vectors = vectors or selftest_vectors(P, serial=design == "tclp")
+    dut = BoardTile(params=P, design=design, divisor=DIVISOR, selftest=SelfTest(**vectors))
+    return dut, PinTransport(dut, **kwargs)
+
+
+def conv_layer(seed):
+    """A 3x3 convolution over 4 channels (8-bit, half the weights zero), 5x5 outputs."""
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(-128, 128, (3, 4, 3, 3))
+    weights[rng.random(weights.shape) < 0.5] = 0
+    acts = rng.integers(0, 256, (4, 7, 7)) >> rng.integers(0, 8, (4, 7, 7))
+    return Layer(kind="conv", weights=weights, activations=acts, weight_bits=8, act_bits=8,
+                 act_signed=False, padding=(0, 0, 0, 0), name="conv3x3")
+
+
+@pytest.mark.parametrize("design", ["tclp", "bit-parallel"])
+def test_driver_runs_layer_slice_through_uart_pins(design):
+    _, tr = make(design)
+    board = Board(tr)
+    info = board.handshake()
+    assert (info.serial, info.filters, info.windows) == (design == "tclp", 2, 2)
+    board.expect(P)
+    status = board.status()
+    assert status.selftest_done and status.selftest_pass
+    # 3 filters on a 2-filter tile: 2 filter tiles; 3 windows: 2 chunks of 2 (the second
+    # partial) -> 4 passes, the schedule loaded once per filter tile
+    run = board.run_layer(conv_layer(1), max_windows=3)
+    assert len(run.passes) == 4
+    assert all(p.ok for p in run.passes), [(p.cycles, p.expected_cycles) for p in run.passes]
+    np.testing.assert_array_equal(run.outputs, run.reference)
+    assert run.ok
+    assert board.selftest() == (True, selftest_vectors(P, serial=design == "tclp")["cycles"])
+
+
+def test_slow_host_and_framing_error():
+    # a host whose bit period is 4 % longer than the board's (26 vs 25 cycles) still talks
+    dut = BoardTile(params=P, design="bit-parallel", divisor=25,
+                    selftest=SelfTest(**selftest_vectors(P, serial=False)))
+    slow = PinTransport(dut, bit_cycles=26)
+    assert Board(slow).handshake().filters == 2
+    # a character with a low stop bit in the middle of a STATUS request
+    _, tr = make()
+    Board(tr).handshake()
+    frame = encode_request(Command.STATUS)
+    tr.write(frame[:2])
+    tr.run(21 * DIVISOR)                     # both bytes sent; well within the timeout
+    byte = frame[2]
+    tr.raw_bits.extend([0] + [(byte >> i) & 1 for i in range(8)] + [0, 1])
+    head = tr.read(5)
+    got, _ = decode_reply(head + tr.read(int.from_bytes(head[3:5], "little") + 2))
+    assert (got.command, got.status) == (Command.STATUS, Error.FRAMING)
+    assert Board(tr).status().last_error == Error.FRAMING
+
+
+def test_leds_follow_selftest():
+    for wrong in (False, True):
+        vectors = selftest_vectors(P, serial=True)
+        if wrong:
+            vectors["results"][0] ^= 1
+        dut, tr = make(vectors=vectors)
+        seen = []
+
+        async def watch(ctx):
+            async for _, _, leds in ctx.tick().sample(dut.leds):
+                if not seen or seen[-1] != leds:
+                    seen.append(leds)
+
+        tr.sim.add_testbench(watch, background=True)
+        tr.run(3000)
+        names = [{LED_ROLES[i] for i in range(4) if (v >> i) & 1} for v in seen]
+        final = {"idle", "fail"} if wrong else {"idle", "pass"}
+        assert names[0] == {"busy"} and names[-1] == final, names
+        assert all(not ({"pass", "fail"} <= n) for n in names)
+
+
+@pytest.mark.parametrize("design", ["tclp", "bit-parallel"])
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_board_targets_elaborate(board, design):
+    platform = BOARDS[board]()
+    dut = BoardTile(params=P, design=design, divisor=104,
+                    selftest=SelfTest(**selftest_vectors(P, serial=design == "tclp")))
+    plan = platform.build(BoardTileTop(board, dut), name="top", do_build=False)
+    if board == "icebreaker":
+        placed = dict(re.findall(r"^set_io (\S+) (\S+)$", plan.files["top.pcf"], re.MULTILINE))
+    else:
+        placed = dict(re.findall(r'^LOCATE COMP "(\S+)" SITE "(\S+)";$', plan.files["top.lpf"],
+                                 re.MULTILINE))
+    expected = {f"{platform.default_clk}_0__io": platform.lookup(platform.default_clk,
+                                                                 0).ios[0].names[0],
+                "button_0__io": platform.lookup("button", 0).ios[0].names[0]}
+    for role, index in LED_MAP[board].items():
+        pin = platform.lookup("led", index).ios[0].names[0]
+        if ":" in pin:                      # a connector pin, e.g. the iCEBreaker's PMOD2
+            connector, number = pin.split(":")
+            name, _, conn_number = connector.rpartition("_")
+            pin = platform.connectors[name, int(conn_number)].mapping[number]
+        expected[f"led_{index}__io"] = pin
+    for sub in ("rx", "tx"):
+        resource = [s for s in platform.lookup("uart", 0).ios if s.name == sub][0]
+        expected[f"uart_0__{sub}__io"] = resource.ios[0].names[0]
+    assert {k: v for k, v in placed.items() if k in expected} == expected
+
+
+def test_board_run_cli_against_simulated_board(tmp_path, capsys):
+    layer_file = tmp_path / "layer.npz"
+    save_layer(layer_file, selftest_layer(P, seed=9))
+    out = tmp_path / "run.json"
+    assert cli.main(["board", "run", "--board", "icebreaker", "--layer", str(layer_file),
+                     "--port", "sim", "--max-windows", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "power-on self-test: PASS" in printed
+    assert "outputs and cycles equal golden" in printed
+    result = json.loads(out.read_text())
+    assert result["ok"] and len(result["passes"]) == 1
+
+
+def test_board_run_cli_errors(tmp_path, capsys):
+    assert cli.main(["board", "run", "--board", "icebreaker", "--port", "sim"]) == 2
+    assert capsys.readouterr().err == "effectual board: error: board run needs --layer\n"
+    assert cli.main(["board", "icebreaker"]) == 2
+    assert capsys.readouterr().err == ("effectual board: error: the following arguments are "
+                                       "required: -o/--output\n")

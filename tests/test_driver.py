@@ -1,0 +1,184 @@
+"""effectual.driver and effectual.fpga host side: frame codec, Board over a scripted transport,
+configuration checks and option parsing (no simulator; the driver against RTL is in
+test_hostlink.py, test_board_tile.py and test_cocotb_board_tile.py).
+
+Frames are checked against bytes written out by hand from the protocol table (hw.protocol) with
+a CRC computed bit by bit from the polynomial, independent of `hw.protocol.crc16`.
+"""
+
+import numpy as np
+import pytest
+
+from effectual.driver import Board, BoardInfo, DeviceError, ProtocolError, SerialTransport, \
+    decode_reply, encode_reply, encode_request, selftest_layer, selftest_vectors
+from effectual.fpga import BOARD_TILES, board_params, params_from_info, parse_tile
+from golden.tcl import pack_act_rows, passes
+from hw.params import TileParams
+from hw.protocol import Command, Error, pattern_crc
+
+P = TileParams(filters=2, lanes=4, windows=2, weight_width=8, act_width=8, act_signed=False,
+               pattern="L<2,1>", weight_rows=32, act_rows=32)
+
+
+def crc_bits(data):
+    register = 0xFFFF
+    for byte in data:
+        for i in range(7, -1, -1):
+            top = ((register >> 15) ^ (byte >> i)) & 1
+            register = ((register << 1) & 0xFFFF) ^ (0x1021 if top else 0)
+    return register
+
+
+def test_request_and_reply_bytes():
+    body = bytes([0x05, 0x05, 0x00, 0x03, 0x00, 0x04, 0x00, 0x01])
+    assert encode_request(Command.START, b"\x03\x00\x04\x00\x01") == \
+        b"\xa5" + body + crc_bits(body).to_bytes(2, "big")
+    body = bytes([0x02, 0x00, 0x00])
+    assert encode_request(Command.STATUS) == b"\xa5" + body + crc_bits(body).to_bytes(2, "big")
+    body = bytes([0x07, 0x00, 0x04, 0x00, 1, 2, 3, 4])
+    frame = b"\x5a" + body + crc_bits(body).to_bytes(2, "big")
+    assert encode_reply(Command.READ_CYCLES, Error.OK, b"\x01\x02\x03\x04") == frame
+    reply, used = decode_reply(frame + b"junk")
+    assert (reply.command, reply.status, reply.payload, used) == (7, 0, b"\x01\x02\x03\x04", 11)
+
+
+def test_decode_reply_errors():
+    frame = encode_reply(Command.STATUS, Error.OK, bytes(6))
+    with pytest.raises(ProtocolError, match=r"^reply too short: 3 bytes \(5a0200\)$"):
+        decode_reply(frame[:3])
+    with pytest.raises(ProtocolError, match=r"^reply does not start with 0x5a: a5"):
+        decode_reply(b"\xa5" + frame[1:])
+    with pytest.raises(ProtocolError, match=r"^reply truncated: 12 of 13 bytes$"):
+        decode_reply(frame[:-1])
+    with pytest.raises(ProtocolError, match=r"^reply CRC mismatch: "):
+        decode_reply(frame[:-1] + bytes([frame[-1] ^ 0x80]))
+    with pytest.raises(ValueError, match=r"^command must be a byte, not 256$"):
+        encode_request(256)
+
+
+class Scripted:
+    """A transport that answers each write with the next scripted reply (bytes)."""
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.sent = []
+        self.buffer = b""
+
+    def write(self, data):
+        self.sent.append(bytes(data))
+        if self.replies:
+            self.buffer += self.replies.pop(0)
+
+    def read(self, count):
+        out, self.buffer = self.buffer[:count], self.buffer[count:]
+        return out
+
+
+def info_payload(params, *, serial=False, max_payload=256, protocol=1):
+    return (b"EFCT" + bytes([protocol, int(serial), params.filters, params.lanes,
+                             params.windows, params.weight_width, params.act_width,
+                             int(params.act_signed)])
+            + params.weight_rows.to_bytes(4, "little") + params.act_rows.to_bytes(4, "little")
+            + max_payload.to_bytes(2, "little") + pattern_crc(params.offsets).to_bytes(2, "little")
+            + (12_000_000).to_bytes(4, "little") + b"\x01")
+
+
+def test_handshake_retry_version_and_errors():
+    ok = encode_reply(Command.VERSION, Error.OK, info_payload(P))
+    transport = Scripted([encode_reply(0, Error.OVERRUN), ok])
+    board = Board(transport)
+    info = board.handshake()
+    assert transport.sent == [encode_request(Command.VERSION, b"\x01")] * 2
+    assert (info.filters, info.weight_rows, info.clock_hz, info.selftest) == (2, 32, 12e6, True)
+    assert params_from_info(info) == P
+    board.expect(P)
+    with pytest.raises(ValueError, match=r"^the board's tile differs from the expected one in "
+                                         r"windows, pattern$"):
+        board.expect(TileParams(**{**P.__dict__, "windows": 3, "pattern": "T<2,5>"}))
+    bad = Board(Scripted([encode_reply(Command.VERSION, Error.BAD_VERSION,
+                                       info_payload(P, protocol=2))]))
+    with pytest.raises(DeviceError, match=r"^board speaks protocol 2, this driver 1$"):
+        bad.handshake()
+    with pytest.raises(ProtocolError, match=r"^no reply to STATUS \(got nothing\)$"):
+        Board(Scripted([])).status()
+    with pytest.raises(ProtocolError, match=r"^reply to command 0x03, expected 0x02$"):
+        Board(Scripted([encode_reply(3, 0)])).status()
+    with pytest.raises(DeviceError, match=r"^board replied BUSY to START$"):
+        Board(Scripted([encode_reply(Command.START, Error.BUSY)])).start(1, 1, True)
+    with pytest.raises(ProtocolError, match=r"^VERSION reply is not an Effectual board"):
+        BoardInfo.from_bytes(b"EFCX" + bytes(25))
+
+
+def test_loads_are_split_to_max_payload_and_results_joined():
+    board = Board(Scripted([encode_reply(Command.VERSION, Error.OK,
+                                         info_payload(P, max_payload=32))]))
+    board.handshake()
+    board.expect(P)
+    words = [int(v) for v in np.random.default_rng(1).integers(0, 1 << 62, 7)]
+    board.transport.replies = [encode_reply(Command.LOAD_SCHEDULE, 0)] * 4
+    board.load_schedule(words, first=3)
+    frames = [decode_request(f) for f in board.transport.sent[1:]]
+    # 11-byte rows, 30 bytes of rows per 32-byte payload: 2 rows per frame
+    assert [(c, p[:2]) for c, p in frames] == [(3, b"\x03\x00"), (3, b"\x05\x00"),
+                                               (3, b"\x07\x00"), (3, b"\x09\x00")]
+    joined = b"".join(p[2:] for _, p in frames)
+    assert joined == b"".join((w & ((1 << 88) - 1)).to_bytes(11, "little") for w in words)
+    # 3-byte results: 10 per 32-byte reply
+    values = list(range(-12, 13))
+    board.transport.sent.clear()
+    board.transport.replies = [
+        encode_reply(Command.READ_RESULTS, 0, b"".join((v & 0xFFFFFF).to_bytes(3, "little")
+                                                       for v in values[k:k + 10]))
+        for k in range(0, 25, 10)]
+    assert board.read_results(25) == values
+    assert [decode_request(f)[1] for f in board.transport.sent] == [
+        b"\x00\x00\x0a\x00", b"\x0a\x00\x0a\x00", b"\x14\x00\x05\x00"]
+
+
+def decode_request(frame):
+    assert frame[0] == 0xA5 and crc_bits(frame[1:-2]) == int.from_bytes(frame[-2:], "big")
+    length = int.from_bytes(frame[2:4], "little")
+    assert len(frame) == 6 + length
+    return frame[1], frame[4:4 + length]
+
+
+def test_selftest_vectors_are_the_first_golden_pass():
+    for serial in (False, True):
+        vectors = selftest_vectors(P, serial=serial, seed=4)
+        first = next(passes(selftest_layer(P, seed=4), P))
+        assert vectors["rows"] == first.schedule.rows
+        assert vectors["acts"] == pack_act_rows(first.acts, P)
+        assert vectors["results"] == [int(first.outputs[f, w]) for w in range(2)
+                                      for f in range(2)]
+        assert vectors["cycles"] == (first.cycles_bit_serial if serial
+                                     else first.cycles_bit_parallel)
+    layer = selftest_layer(P)
+    assert layer.weights.shape == (2, 4, 2, 2) and (layer.weights == 0).mean() > 0.2
+
+
+def test_tile_options_and_board_params():
+    assert parse_tile("2x4x8") == (2, 4, 8)
+    with pytest.raises(ValueError, match=r"^--tile must be FxNxW \(filters x lanes x windows\), "
+                                         r"e\.g\. 2x4x2, not '2x4'$"):
+        parse_tile("2x4")
+    assert board_params("icebreaker") == TileParams(**BOARD_TILES["icebreaker"])
+    assert board_params("icebreaker", design="bit-parallel") == TileParams(
+        **{**BOARD_TILES["icebreaker"], "windows": 1})
+    assert board_params("ulx3s-85f", tile="1x2x3", pattern="none").windows == 3
+    with pytest.raises(ValueError, match=r"^unknown board 'de0'"):
+        board_params("de0")
+    with pytest.raises(ValueError, match=r"^filters must be an integer from 1 to 64, not 0$"):
+        board_params("icebreaker", tile="0x4x2")
+
+
+def test_unknown_pattern_and_missing_pyserial():
+    info = BoardInfo.from_bytes(info_payload(P)[:22] + b"\x00\x00" + info_payload(P)[24:])
+    with pytest.raises(ValueError, match=r"^the board's pattern \(CRC 0x0000\) is none of the "
+                                         r"known patterns$"):
+        params_from_info(info)
+    try:
+        import serial  # noqa: F401
+    except ImportError:
+        with pytest.raises(OSError, match=r"^talking to a board needs pyserial: "
+                                          r"pip install 'pyserial>=3\.5,<4'$"):
+            SerialTransport("/dev/null")

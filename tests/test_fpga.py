@@ -1,0 +1,90 @@
+"""``effectual fpga``: one full tile bitstream per FPGA family (iCE40 and ECP5) and the errors.
+
+Each build is a small bit-parallel tile (1 filter x 2 lanes x 1 window, 8 rows) so that it runs
+in the default suite: the UART host link, the self-test ROM, the LEDs and the tile all go
+through Yosys, nextpnr and the packer. The figures in ``fpga.json`` are checked against
+nextpnr's own text log, and the bitstream against the family's file header.
+"""
+
+import json
+import re
+
+import pytest
+
+from effectual import cli
+from hw import board as hw_board
+
+BUILD = ["--design", "bit-parallel", "--tile", "1x2x1", "--pattern", "L<1,1>", "--rows", "8"]
+HEADERS = {"icebreaker": bytes.fromhex("ff0000ff7eaa997e"),     # icepack: comment, sync word
+           "ulx3s-85f": b"\xff\x00Part: LFE5U-85F"}          # ecppack: comment, device
+
+
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f"])
+def test_full_bitstream(board, tmp_path, capsys):
+    try:
+        hw_board.tool_environment(hw_board.board_family(board))
+    except OSError as error:
+        pytest.skip(f"fpga extra not installed: {error}")
+    out = tmp_path / board
+    assert cli.main(["fpga", "--board", board, *BUILD, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "fpga.json").read_text())
+    assert result["parameters"]["filters"] == 1 and result["design"] == "bit-parallel"
+    assert result["divisor"] == {"icebreaker": 104, "ulx3s-85f": 217}[board]
+    log = (out / "top.tim").read_text()
+    clock, achieved, constraint = re.findall(
+        r"Max frequency for clock '([^']+)': ([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz\)",
+        log)[-1]
+    assert round(result["fmax_mhz"], 2) == float(achieved)
+    assert float(constraint) == result["clock_mhz"]
+    assert result["timing_met"] == (float(achieved) >= float(constraint))
+    logged = {bel: (int(used), int(available)) for bel, used, available in
+              re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%$", log, re.MULTILINE)}
+    assert {bel: (u["used"], u["available"]) for bel, u in result["utilisation"].items()} == {
+        bel: counts for bel, counts in logged.items() if counts[0]}
+    io = "SB_IO" if board == "icebreaker" else "TRELLIS_IO"
+    # clock, button, UART rx and tx, four LEDs
+    assert result["utilisation"][io]["used"] == 8
+    assert open(result["bitstream"], "rb").read(len(HEADERS[board])) == HEADERS[board]
+    assert f"Fmax {float(achieved):.2f} MHz post-route" in printed
+
+
+def test_fpga_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["fpga", "--board", "de0", "-o", "x"]) == 2
+    assert capsys.readouterr().err.startswith("effectual fpga: error: unknown board 'de0'")
+    assert cli.main(["fpga", "--board", "icebreaker", "--tile", "2x2", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: --tile must be FxNxW (filters x "
+                                       "lanes x windows), e.g. 2x4x2, not '2x2'\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "xyz", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: unknown design 'xyz'; known "
+                                       "designs: tclp, bit-parallel\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--baud", "2500000", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: baud 2500000 at 12 MHz is off by "
+                                       "4.0 % (divisor 5); at most 2 % is accepted\n")
+    assert not (tmp_path / "x").exists()
+
+
+def test_does_not_fit_is_reported(tmp_path, monkeypatch, capsys):
+    """nextpnr's out-of-resources error becomes a one-line error naming the resource."""
+    import subprocess
+
+    from effectual import fpga
+
+    try:
+        hw_board.tool_environment("ice40")
+    except OSError as error:
+        pytest.skip(f"fpga extra not installed: {error}")
+
+    def fake_run(command, cwd, env, stdout, stderr):
+        stdout.write("Info: Placed 9 cells based on constraints.\nERROR: Unable to place cell "
+                     "'tile.mac', no BELs remaining to implement cell type 'ICESTORM_LC'\n")
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(fpga.subprocess, "run", fake_run)
+    out = tmp_path / "out"
+    assert cli.main(["fpga", "--board", "icebreaker", *BUILD, "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "effectual fpga: error: design bit-parallel 1x2x1 does not fit the iCE40UP5K: ERROR: "
+        "Unable to place cell 'tile.mac', no BELs remaining to implement cell type "
+        f"'ICESTORM_LC' (see {out / 'build.log'}; try a smaller --tile or --rows)\n")
