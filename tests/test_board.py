@@ -30,6 +30,7 @@ from amaranth.sim import Simulator
 from effectual import cli
 from golden.precision import group_precision
 from hw import board as hw_board
+from hw.blocks import BLOCKS
 from hw.board import BOARDS, BoardTop, find_programmer, get_board, program_bitstream
 from hw.layouts import group_layout, precision_layout
 from hw.params import PrecisionParams
@@ -83,7 +84,8 @@ def test_get_board_and_family():
 
 
 def test_board_top_rejects_bad_block_and_params():
-    with pytest.raises(ValueError, match=r"^unknown block 'tile'; known blocks: precision$"):
+    with pytest.raises(ValueError, match=rf"^unknown block 'tile'; known blocks: "
+                                         rf"{re.escape(', '.join(BLOCKS))}$"):
         BoardTop("tile")
     with pytest.raises(TypeError, match=r"^params for block 'precision' must be a "
                                         r"PrecisionParams, not 3$"):
@@ -261,7 +263,7 @@ def test_board_top_reset_restarts_the_pattern():
     (["board", "de0-nano", "-o", "out"],
      "effectual board: error: unknown board 'de0-nano'; known boards: icebreaker, ulx3s-85f"),
     (["board", "icebreaker", "tile", "-o", "out"],
-     "effectual board: error: unknown block 'tile'; known blocks: precision"),
+     "effectual board: error: unknown block 'tile'; known blocks: " + ", ".join(BLOCKS)),
     (["board", "icebreaker", "--group-size", "0", "-o", "out"],
      "effectual board: error: group_size must be an integer from 1 to 256, not 0"),
     (["board", "ulx3s-85f", "precision", "--value-width", "wide", "-o", "out"],
