@@ -110,7 +110,7 @@ def _timing(directory):
         for layer in layers:
             expected = layer_output(layer)
             for name, design in DESIGNS.items():
-                if not np.array_equal(design.output(layer), expected):
+                if design.exact and not np.array_equal(design.output(layer), expected):
                     raise AssertionError(f"{name} output differs on {layer.name}")
 
     timed("first_image_cold", lambda: cycles(images[0]))

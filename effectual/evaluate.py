@@ -1,40 +1,63 @@
 """``effectual eval --design D --layer FILE``: run one layer file through a design's golden model.
 
-The design (a name in :data:`golden.designs.DESIGNS`: ``baseline``, ``stripes``, ``dstripes``,
-``wskip``, ``tclp``) computes the layer's output through its tile datapath
-(``Design.output``); the output is checked against :func:`golden.layers.layer_output`, and a
-mismatch is an error (exit status 1, the first differing value named). Printed: cycles, the
-baseline's cycles (``baseline`` on the same F x N with one window), the design's ideal
-(work-bound) cycles, speedup = baseline cycles / cycles and achieved/ideal = ideal / cycles.
+The design (a name in :data:`golden.designs.DESIGNS` after :func:`golden.designs.load_designs`:
+``baseline``, ``stripes``, ``dstripes``, ``wskip``, ``tclp``, ``sysmt1``, ``sysmt2``,
+``sysmt4``, ``sparq``, ...) computes the layer's output through its datapath
+(:func:`golden.designs.design_output`), which is compared with
+:func:`golden.layers.layer_output`:
 
-Options: ``--tile FxNxW`` (filters x lanes x windows; default 16x16x1 for the bit-parallel
-designs, 16x16x<act_bits> for the bit-serial ones), ``--pattern P`` (wskip, tclp; default
-``T<2,5>``), ``--run-ahead R`` (tclp; default 0 = columns in lock-step, the RTL), ``--json``
-(print one JSON object instead of the text lines), ``--out Y.npy`` (write the design's output:
-int64, conv ``[K, OH, OW]``, fc ``[K]``; written even when it mismatches, for inspection).
+* an *exact* design (``Design.exact``) must match: a mismatch is an error (exit status 1, the
+  first differing value named);
+* an *approximate* design (``sysmt2``, ``sysmt4``, ``sparq``) differs by construction: the
+  error is printed (exit status 0): values that differ and their fraction, the largest absolute
+  error, the relative RMS error ``||y - y_exact|| / ||y_exact||`` and, for NB-SMT, the fraction
+  of active thread operations that were squeezed.
+
+Printed: cycles, the baseline's cycles (``baseline`` on the same F x N with one window; the
+default 16 x 16 tile for the systolic designs), the design's ideal (work-bound) cycles,
+speedup = baseline cycles / cycles, achieved/ideal = ideal / cycles and, for a design with
+``Design.relative_to`` (``sysmt1`` for the multithreaded arrays), that design's cycles and the
+speedup over it. A layer the design cannot run (``Design.unsupported``: e.g. 16-bit operands on
+the 8-bit systolic arrays) is a one-line error.
+
+Options: ``--tile FxNxW`` (the tile designs; filters x lanes x windows; default 16x16x1 for the
+bit-parallel designs, 16x16x<act_bits> for the bit-serial ones), ``--array RxC`` (the systolic
+designs; rows 2..16 x columns 1..16, default 16x16), ``--pattern P`` (wskip, tclp; default
+``T<2,5>``), ``--run-ahead R`` (tclp; default 0 = columns in lock-step, the RTL); an option a
+design does not take (its cycle model has no such keyword) is a one-line error naming the
+designs that take it. ``--json`` prints one JSON object instead of the text lines;
+``--out Y.npy`` writes the design's output (int64, conv ``[K, OH, OW]``, fc ``[K]``; written
+even when it mismatches, for inspection).
 """
 
+import inspect
 import json
 import re
 
 import numpy as np
 
-__all__ = ["add_arguments", "run", "parse_tile", "evaluate"]
+__all__ = ["add_arguments", "run", "parse_tile", "parse_array", "check_options", "evaluate"]
 
 _TILE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
-#: design -> the options it accepts beyond the tile
-_EXTRA_OPTIONS = {"wskip": ("pattern",), "tclp": ("pattern", "run_ahead")}
+_ARRAY = re.compile(r"^(\d+)x(\d+)$")
+#: command-line option -> the keyword of the design's cycle model it sets
+_KEYWORDS = {"--tile": "filters", "--array": "rows", "--pattern": "pattern",
+             "--run-ahead": "run_ahead"}
 
 
 def add_arguments(parser):
     """Add the ``eval`` arguments to ``parser``."""
     parser.add_argument("--design", required=True, metavar="D",
-                        help="baseline, stripes, dstripes, wskip or tclp")
+                        help="baseline, stripes, dstripes, wskip, tclp, sysmt1, sysmt2, "
+                             "sysmt4, sparq (every name in golden.designs.DESIGNS)")
     parser.add_argument("--layer", required=True, metavar="FILE",
                         help="a layer file (.npz, golden.layers format)")
     parser.add_argument("--tile", metavar="FxNxW",
                         help="filters x lanes x windows (default 16x16x1 bit-parallel, "
                              "16x16x<act_bits> bit-serial)")
+    parser.add_argument("--array", metavar="RxC",
+                        help="rows x columns of the systolic designs (sysmt*, sparq; default "
+                             "16x16)")
     parser.add_argument("--pattern", metavar="P",
                         help="weight-skipping pattern of wskip/tclp: none, L<h,d>, T<2,5> "
                              "(default) or '(dt,dl),...'")
@@ -53,13 +76,53 @@ def parse_tile(text):
     return tuple(int(g) for g in match.groups())
 
 
+def parse_array(text):
+    """Return ``(rows, cols)`` from ``"RxC"``; ``ValueError`` otherwise (the ranges are checked
+    by ``hw.params.SySMTParams``)."""
+    match = _ARRAY.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"--array must be RxC with positive integers (e.g. 16x16), "
+                         f"not {text!r}")
+    return tuple(int(g) for g in match.groups())
+
+
+def _takes(design, keyword):
+    """Whether the design's cycle model takes the keyword option ``keyword``."""
+    return keyword in inspect.signature(design.cycles).parameters
+
+
+def _names(names):
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def check_options(design_name, given):
+    """Raise ``ValueError`` (one line) for a command-line option (``given``: option -> value or
+    None) the design does not take, naming the designs that do."""
+    from golden.designs import DESIGNS, get_design
+
+    design = get_design(design_name)
+    for option, value in given.items():
+        keyword = _KEYWORDS[option]
+        if value is not None and not _takes(design, keyword):
+            takers = [n for n, d in DESIGNS.items() if _takes(d, keyword)]
+            raise ValueError(f"{option} applies to {_names(takers)} only, not {design_name}")
+
+
 def evaluate(layer, design_name, **options):
-    """Return ``(results dict, output array)`` of ``layer`` on a design (see the module doc)."""
-    from golden.designs import BASELINE, get_design
+    """Return ``(results dict, output array, mismatch)`` of ``layer`` on a design.
+
+    ``mismatch`` is ``None`` or a one-line description of the first difference from
+    :func:`golden.layers.layer_output`; it is an error only for exact designs (see the module
+    doc). ``results`` holds ``exact``, ``output_matches``, the cycle figures and, for
+    approximate designs, ``error`` (:func:`golden.designs.combine_errors` of the one output,
+    without its ``evaluated`` count) and ``counts``.
+    """
+    from golden.designs import BASELINE, combine_errors, design_output, get_design, output_error
     from golden.layers import layer_output
 
     design = get_design(design_name)
-    output = np.asarray(design.output(layer, **options))
+    output, counts = design_output(design, layer, **options)
     expected = layer_output(layer)
     cycles = int(design.cycles(layer, **options))
     ideal = int(design.ideal(layer, **options))
@@ -75,30 +138,43 @@ def evaluate(layer, design_name, **options):
                     f"{first}: {int(output[first])} instead of {int(expected[first])})")
     results = {
         "design": design_name, "layer": layer.name, "kind": layer.kind,
-        "options": options, "output_shape": list(expected.shape),
+        "options": options, "output_shape": list(expected.shape), "exact": design.exact,
         "output_matches": mismatch is None, "cycles": cycles, "baseline_cycles": baseline,
         "ideal_cycles": ideal, "speedup": baseline / cycles,
         "achieved_over_ideal": ideal / cycles,
     }
+    if design.relative_to is not None:
+        reference = int(get_design(design.relative_to).cycles(layer, **options))
+        results["relative_to"] = design.relative_to
+        results["reference_cycles"] = reference
+        results["speedup_over_reference"] = reference / cycles
+    if not design.exact:
+        if output.shape != expected.shape:
+            raise ValueError(f"{design_name}'s output has shape {list(output.shape)}, "
+                             f"expected {list(expected.shape)}")
+        error = combine_errors([output_error(output, expected)], [counts])
+        error.pop("evaluated")
+        results["counts"] = error.pop("counts")
+        results["error"] = error
     return results, output, mismatch
 
 
 def run(args):
-    """Evaluate the layer; return 0, or 1 if the output does not match the reference."""
+    """Evaluate the layer; return 0, or 1 if an exact design's output does not match."""
     import sys
 
-    from golden.designs import get_design
+    from golden.designs import get_design, load_designs
     from golden.layers import load_layer
 
-    get_design(args.design)  # unknown design: one-line error before reading anything
-    extra = _EXTRA_OPTIONS.get(args.design, ())
-    if args.pattern is not None and "pattern" not in extra:
-        raise ValueError(f"--pattern applies to wskip and tclp only, not {args.design}")
-    if args.run_ahead is not None and "run_ahead" not in extra:
-        raise ValueError(f"--run-ahead applies to tclp only, not {args.design}")
+    load_designs()
+    design = get_design(args.design)  # unknown design: one-line error before reading anything
+    check_options(args.design, {"--tile": args.tile, "--array": args.array,
+                                "--pattern": args.pattern, "--run-ahead": args.run_ahead})
     options = {}
     if args.tile is not None:
         options["filters"], options["lanes"], options["windows"] = parse_tile(args.tile)
+    if args.array is not None:
+        options["rows"], options["cols"] = parse_array(args.array)
     if args.pattern is not None:
         options["pattern"] = args.pattern
     if args.run_ahead is not None:
@@ -114,14 +190,30 @@ def run(args):
         shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "default options"
         print(f"{args.layer}: layer {layer.name!r} ({layer.kind}, {layer.macs:,} MACs) on "
               f"{args.design} ({shown})")
-        print(f"output          {'matches' if mismatch is None else 'DIFFERS FROM'} "
-              f"golden.layers.layer_output ({output.size} values)")
+        if design.exact:
+            print(f"output          {'matches' if mismatch is None else 'DIFFERS FROM'} "
+                  f"golden.layers.layer_output ({output.size} values)")
+        else:
+            error = results["error"]
+            print(f"output          approximate: {error['differing']} of {error['values']} "
+                  f"values differ from golden.layers.layer_output")
+            print(f"differ fraction {error['differ_fraction']:.4f}")
+            print(f"max abs error   {error['max_abs_error']:,}")
+            print(f"rel RMS error   {error['rel_rms_error']:.6f}")
+            if error["squeezed_fraction"] is not None:
+                counts = results["counts"]
+                print(f"squeezed        {error['squeezed_fraction']:.4f} ({counts['squeezed']:,}"
+                      f" of {counts['active']:,} active thread operations)")
         print(f"cycles          {results['cycles']:,}")
         print(f"baseline cycles {results['baseline_cycles']:,}")
         print(f"ideal cycles    {results['ideal_cycles']:,}")
         print(f"speedup         {results['speedup']:.3f}")
         print(f"achieved/ideal  {results['achieved_over_ideal']:.3f}")
-    if mismatch is not None:
+        if design.relative_to is not None:
+            print(f"{design.relative_to} cycles".ljust(16) + f"{results['reference_cycles']:,}")
+            print(f"speedup/{design.relative_to}".ljust(16)
+                  + f"{results['speedup_over_reference']:.3f}")
+    if mismatch is not None and design.exact:
         print(f"effectual eval: error: {args.design}'s output differs from "
               f"golden.layers.layer_output: {mismatch}", file=sys.stderr)
         return 1

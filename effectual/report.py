@@ -1,14 +1,40 @@
 """``effectual report DIR... -o REPORT_DIR``: Markdown, CSV, JSON and PNG report of networks.
 
 For every network directory the report holds the value statistics and potential speedups of
-:mod:`golden.stats` and the cycles and speedups of every design registered in
-:data:`golden.designs.DESIGNS` (a design that registers itself appears with no change here).
+:mod:`golden.stats`, the cycles and speedups of every design registered in
+:data:`golden.designs.DESIGNS` (a design that registers itself appears with no change here),
+the output error of the approximate designs (``Design.exact`` False: ``sysmt2``, ``sysmt4``,
+``sparq``) and the DPRed off-chip traffic (:func:`golden.dpred.network_traffic`).
+
+Designs: per layer and per network, cycles (summed over all images), ideal (work-bound)
+cycles, speedup over ``baseline`` (the 16 x 16 tile, 256 MACs per cycle like the 16 x 16
+systolic arrays), achieved/ideal and, for a design with ``Design.relative_to`` (``sysmt1`` for
+the multithreaded arrays), the speedup over that design. A design that cannot run a layer
+(``Design.unsupported``, e.g. the 8-bit systolic arrays on a 16-bit network) shows ``-`` (CSV:
+empty cells) for that layer and for the network totals, with the reason in
+``<design>_unsupported``.
+
+Approximate designs: the output of each layer is compared with
+:func:`golden.layers.layer_output` on the first ``--error-images`` images (default 1; ``all``
+or 0 = none; cycles always cover every image): values that differ (fraction), the largest
+absolute error, the relative RMS error ``||y - y_exact|| / ||y_exact||`` (mean over the
+evaluated layer outputs, per layer and per network, as ``effectual bench --suite sparq``) and
+for NB-SMT the fraction of active thread operations that were squeezed
+(:func:`golden.designs.combine_errors`). These outputs cost about 3 s CPU per BlazeFace image
+(the 4-thread NB-SMT model dominates), which is why they are bounded by ``--error-images``.
+
+DPRed traffic (``--dpred-group-size G``, default 16; 32-bit memory words; per tensor the
+smaller of the plain and zero-bitmap variants): bytes of weights, activations and outputs
+moved off chip, uncompressed and compressed, and compressed/uncompressed, per layer and per
+network, summed over all images. A layer's outputs are the next layer's activations when the
+shapes match; otherwise (pooling, concatenation, the last layer) their compressed size is
+unknown: empty per layer, counted uncompressed in the totals.
 
 Files written into ``REPORT_DIR``:
 
 ``report.md``       summary tables (one row per network), definitions, then per-layer tables
 ``networks.csv``    one row per network: statistics (MAC-weighted and pooled), potentials, work,
-                    counts, design cycles and speedups
+                    counts, design cycles and speedups, design errors, DPRed traffic
 ``layers.csv``      one row per (network, layer) with the same columns (no pooled ones), and
                     the network's ``directory``, which tells imports of the same model apart
 ``report.json``     everything, nested (non-finite numbers as the strings "inf"/"nan"), with
@@ -22,7 +48,11 @@ over all the images of a network (``<design> cycles (all images)``, CSV
 (work-bound) cycles (CSV ``<design>_ideal_all_images``, JSON ``ideal_all_images``) and the CSV
 ``work_*`` and ``count_*`` columns; statistics, potentials, speedups (over the ``baseline``
 design) and achieved/ideal (``<design>_achieved_over_ideal`` = ideal / cycles) are ratios of
-those sums.
+those sums. Further CSV columns: ``<design>_speedup_over_<reference>`` (designs with a
+``relative_to``), ``<design>_unsupported`` (designs that may refuse layers), for approximate
+designs ``<design>_error_{evaluated,values,differing,differ_fraction,max_abs,rel_rms,
+squeezed_fraction}``, and ``dpred_group_size`` plus ``dpred_<part>_{uncompressed_bytes,
+compressed_bytes,ratio}`` for ``<part>`` in weights, activations, outputs, total.
 
 ``REPORT_DIR`` is checked (and created) before any statistics are computed: a path that is an
 existing file or cannot be created is a one-line error. A non-empty ``REPORT_DIR`` must hold an
@@ -68,6 +98,12 @@ def add_arguments(parser):
     parser.add_argument("--group-size", type=int, default=16, metavar="N",
                         help="values per precision group (default 16)")
     add_grouping_argument(parser)
+    parser.add_argument("--dpred-group-size", type=int, default=16, metavar="G",
+                        help="values per DPRed group of the off-chip traffic model (1..256, "
+                             "default 16)")
+    parser.add_argument("--error-images", default="1", metavar="N",
+                        help="images on which the output error of the approximate designs is "
+                             "measured: a count (default 1, the first image; 0: none) or all")
 
 
 def _safe(name):
@@ -93,7 +129,21 @@ def _fmt(value, style="f2"):
     return f"{value:.2f}"
 
 
-def _common_columns(item, design_names):
+#: the error columns of approximate designs: (CSV suffix, key of combine_errors)
+ERROR_COLUMNS = (("evaluated", "evaluated"), ("values", "values"), ("differing", "differing"),
+                 ("differ_fraction", "differ_fraction"), ("max_abs", "max_abs_error"),
+                 ("rel_rms", "rel_rms_error"), ("squeezed_fraction", "squeezed_fraction"))
+#: the tensors of the traffic columns
+TRAFFIC_PARTS = ("weights", "activations", "outputs", "total")
+
+
+def _design(name):
+    from golden.designs import DESIGNS
+
+    return DESIGNS[name]
+
+
+def _common_columns(item, design_names, dpred=None):
     row = {}
     for key in golden_stats.STATISTICS:
         row[key] = item["stats"][key]
@@ -104,10 +154,25 @@ def _common_columns(item, design_names):
     for key, value in item["counts"].items():
         row[f"count_{key}"] = value
     for name in design_names:
-        row[f"{name}_{CYCLES}"] = item["designs"][name][CYCLES]
-        row[f"{name}_speedup"] = item["designs"][name]["speedup"]
-        row[f"{name}_{IDEAL}"] = item["designs"][name][IDEAL]
-        row[f"{name}_achieved_over_ideal"] = item["designs"][name]["achieved_over_ideal"]
+        entry = item["designs"][name]
+        design = _design(name)
+        row[f"{name}_{CYCLES}"] = entry[CYCLES]
+        row[f"{name}_speedup"] = entry["speedup"]
+        row[f"{name}_{IDEAL}"] = entry[IDEAL]
+        row[f"{name}_achieved_over_ideal"] = entry["achieved_over_ideal"]
+        if design.relative_to is not None:
+            row[f"{name}_speedup_over_{design.relative_to}"] = entry["speedup_over_reference"]
+        if design.unsupported is not None:
+            row[f"{name}_unsupported"] = entry["unsupported"] or ""
+        if not design.exact:
+            error = entry["error"] or {}
+            for suffix, key in ERROR_COLUMNS:
+                row[f"{name}_error_{suffix}"] = error.get(key)
+    if dpred is not None:
+        row["dpred_group_size"] = dpred["group_size"]
+        for part in TRAFFIC_PARTS:
+            for key in ("uncompressed_bytes", "compressed_bytes", "ratio"):
+                row[f"dpred_{part}_{key}"] = item["traffic"][part][key]
     return row
 
 
@@ -160,24 +225,38 @@ def _markdown(analyses, names, descriptions, group_size, command, act_grouping="
     out += [_md_table(["network"] + [h for h, _ in POTENTIAL_COLUMNS], rows), ""]
     out += ["### Designs (cycle models; cycles summed over all images; speedup over "
             f"{design_names[0]})", ""]
+    relative = [n for n in design_names if _design(n).relative_to is not None]
     rows = []
     for analysis in analyses:
         designs = analysis["network"]["designs"]
         rows.append([analysis["name"], analysis["images"]]
                     + [_fmt(designs[n][CYCLES], "int") for n in design_names]
-                    + [_fmt(designs[n]["speedup"]) for n in design_names[1:]])
+                    + [_fmt(designs[n]["speedup"]) for n in design_names[1:]]
+                    + [_fmt(designs[n]["speedup_over_reference"]) for n in relative])
     out += [_md_table(["network", "images"] + [f"{n} cycles (all images)" for n in design_names]
-                      + [f"{n} speedup" for n in design_names[1:]], rows), ""]
+                      + [f"{n} speedup" for n in design_names[1:]]
+                      + [f"{n} speedup over {_design(n).relative_to}" for n in relative],
+                      rows), ""]
     out += ["### Designs: achieved / ideal (ideal = work-bound cycles on the design's own tile)",
             ""]
     rows = [[a["name"]] + [_fmt(a["network"]["designs"][n]["achieved_over_ideal"])
                            for n in design_names] for a in analyses]
     out += [_md_table(["network"] + design_names, rows), ""]
+    unsupported = [(a["name"], n, a["network"]["designs"][n]["unsupported"])
+                   for a in analyses for n in design_names
+                   if a["network"]["designs"][n]["unsupported"]]
+    if unsupported:
+        out += ["Not applicable (shown as -): " + "; ".join(
+            f"{n} on {net}: {reason}" for net, n, reason in unsupported) + ".", ""]
+    out += _error_section(analyses, design_names)
+    out += _traffic_section(analyses)
     out += ["![summary](summary.png)", "", "## Definitions", "", LEGEND, "",
             "Potentials: " + "; ".join(f"**{k}** {d}" for k, (d, _, _)
                                        in golden_stats.POTENTIALS.items()) + ".", "",
             "Designs: " + "; ".join(f"**{n}** {descriptions[n]}" for n in design_names)
-            + ". Exact definitions: golden/stats.py and golden/designs.py.", "",
+            + ". Exact definitions: golden/stats.py, golden/designs.py and "
+            "golden/approx_designs.py.", "",
+            ERROR_LEGEND, "", TRAFFIC_LEGEND, "",
             "Units: MACs are per image; design cycles are summed over all the images of a "
             "network (networks.csv/layers.csv: `macs_per_image`, `<design>_cycles_all_images`; "
             "the `work_*` and `count_*` columns are summed over all images too); statistics, "
@@ -200,8 +279,107 @@ def _markdown(analyses, names, descriptions, group_size, command, act_grouping="
                         + [_fmt(item["stats"][k], s) for _, k, s in _MD_STATS]
                         + [_fmt(item["potentials"][k]) for k, _ in POTENTIAL_COLUMNS]
                         + [_fmt(item["designs"][n]["speedup"]) for n in design_names[1:]])
-        out += [_md_table(headers, rows), "", f"![{name}]({name}.png)", ""]
+        out += [_md_table(headers, rows), ""]
+        out += _layer_detail_table(analysis, design_names, short)
+        out += [f"![{name}]({name}.png)", ""]
     return "\n".join(out)
+
+
+ERROR_LEGEND = ("Approximate designs: each layer's output is compared with the exact "
+                "golden.layers.layer_output on the first images (see the error table): differ = "
+                "fraction of output values that differ, max |err| = the largest absolute "
+                "difference, rel RMS = ||y - y_exact|| / ||y_exact|| averaged over the evaluated "
+                "layer outputs, squeezed = squeezed / active thread operations (NB-SMT).")
+TRAFFIC_LEGEND = ("DPRed traffic: bytes moved off chip per image, summed over all images: "
+                  "weights and activations read, outputs written, each tensor once, uncompressed "
+                  "and DPRed-compressed (per-group precision headers, 32-bit words, the smaller "
+                  "of plain and zero-bitmap per tensor; golden/dpred.py); ratio = compressed / "
+                  "uncompressed. Outputs that the next layer does not read as they are (pooling, "
+                  "concatenation, the last layer) count uncompressed in the totals.")
+
+
+def _approximate(design_names):
+    return [n for n in design_names if not _design(n).exact]
+
+
+def _error_section(analyses, design_names):
+    approximate = _approximate(design_names)
+    if not approximate:
+        return []
+    images = sorted({a.get("error_images") for a in analyses}, key=str)
+    out = [f"### Approximate designs: output error (first {', '.join(map(str, images))} "
+           f"image(s) of each network)", ""]
+    rows = []
+    for analysis in analyses:
+        for name in approximate:
+            error = analysis["network"]["designs"][name]["error"]
+            if error is None:
+                rows.append([analysis["name"], name] + ["-"] * 6)
+                continue
+            rows.append([analysis["name"], name, _fmt(error["evaluated"], "int"),
+                         _fmt(error["values"], "int"), _fmt(error["differ_fraction"], "pct"),
+                         _fmt(error["max_abs_error"], "int"), f"{error['rel_rms_error']:.4f}",
+                         _fmt(error["squeezed_fraction"], "pct")])
+    out += [_md_table(["network", "design", "layer outputs", "values", "differ", "max abs err",
+                       "rel RMS", "squeezed"], rows), ""]
+    return out
+
+
+def _traffic_section(analyses):
+    if not any(a["network"].get("traffic") for a in analyses):
+        return []
+    sizes = sorted({a["dpred"]["group_size"] for a in analyses if a.get("dpred")})
+    out = [f"### DPRed off-chip traffic (G = {', '.join(map(str, sizes))}, 32-bit words, "
+           f"better variant per tensor; bytes summed over all images)", ""]
+    rows = []
+    for analysis in analyses:
+        traffic = analysis["network"]["traffic"]
+        if traffic is None:
+            continue
+        row = [analysis["name"]]
+        for part in TRAFFIC_PARTS:
+            row += [_fmt(traffic[part]["uncompressed_bytes"], "int"),
+                    _fmt(traffic[part]["compressed_bytes"], "int"),
+                    _fmt(traffic[part]["ratio"])]
+        rows.append(row)
+    headers = ["network"]
+    for part in TRAFFIC_PARTS:
+        headers += [f"{part} bytes", f"{part} DPRed", f"{part} ratio"]
+    out += [_md_table(headers, rows), ""]
+    return out
+
+
+def _layer_detail_table(analysis, design_names, short):
+    """Per layer: the approximate designs' errors, speedups over the reference designs and
+    the DPRed traffic ratios."""
+    approximate = _approximate(design_names)
+    relative = [n for n in design_names if _design(n).relative_to is not None]
+    traffic = analysis["network"].get("traffic") is not None
+    if not (approximate or relative or traffic):
+        return []
+    headers = ["#", "layer"] + [f"{n} / {_design(n).relative_to}" for n in relative] \
+        + [f"{n} rel RMS" for n in approximate] + [f"{n} max abs err" for n in approximate]
+    if traffic:
+        headers += ["bytes", "DPRed bytes"] + [f"{p[0]} ratio" if p != "total" else "ratio"
+                                                for p in TRAFFIC_PARTS]
+    rows = []
+    for index, (item, label) in enumerate(list(zip(analysis["layers"], short))
+                                          + [(analysis["network"], "**total**")]):
+        designs = item["designs"]
+        row = [index if index < len(analysis["layers"]) else "", label]
+        row += [_fmt(designs[n]["speedup_over_reference"]) for n in relative]
+        row += [f"{designs[n]['error']['rel_rms_error']:.4f}" if designs[n]["error"] else "-"
+                for n in approximate]
+        row += [_fmt(designs[n]["error"]["max_abs_error"], "int") if designs[n]["error"]
+                else "-" for n in approximate]
+        if traffic:
+            row += [_fmt(item["traffic"]["total"]["uncompressed_bytes"], "int"),
+                    _fmt(item["traffic"]["total"]["compressed_bytes"], "int")]
+            row += [_fmt(item["traffic"][p]["ratio"]) for p in TRAFFIC_PARTS]
+        rows.append(row)
+    return ["Per layer: speedups over the reference designs, output errors of the approximate "
+            "designs (first images), DPRed traffic (w = weights, a = activations, o = outputs; "
+            "ratio = compressed / uncompressed):", "", _md_table(headers, rows), ""]
 
 
 def _notes(extra):
@@ -268,6 +446,11 @@ def _bar_chart(axis, labels, series, title):
     axis.set_ylabel("speedup over bit-parallel")
     axis.set_title(title, fontsize=10)
     axis.legend(fontsize=7, ncol=min(len(series), 8))
+
+
+def _plotted(value):
+    """A bar value: ``None`` (design not applicable) becomes nan (no bar)."""
+    return math.nan if value is None else value
 
 
 def _plot(path, labels, potentials, designs, title):
@@ -397,7 +580,7 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
                    "macs_per_image": layer["macs"],
                    "act_bits": layer["act_bits"], "weight_bits": layer["weight_bits"],
                    "act_signed": layer["act_signed"], "group_size": layer["group_size"]}
-            row.update(_common_columns(layer, design_names))
+            row.update(_common_columns(layer, design_names, analysis.get("dpred")))
             layer_rows.append(row)
         net = analysis["network"]
         row = {"network": analysis["name"], "directory": analysis["directory"],
@@ -406,7 +589,7 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
                "bits": analysis["bits"], "group_size": analysis["group_size"],
                "act_grouping": analysis.get("act_grouping", "pixel"),
                "act_signedness": analysis.get("act_signedness") or ""}
-        row.update(_common_columns(net, design_names))
+        row.update(_common_columns(net, design_names, analysis.get("dpred")))
         for key, value in net["pooled_stats"].items():
             row[f"pooled_{key}"] = value
         network_rows.append(row)
@@ -419,6 +602,10 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
                                          "group_size": group_size, "act_grouping": act_grouping,
                                          "command": command, "units": UNITS,
                                          "designs": descriptions,
+                                         "design_info": {n: {"exact": DESIGNS[n].exact,
+                                                             "relative_to":
+                                                                 DESIGNS[n].relative_to}
+                                                         for n in design_names},
                                          "networks": analyses}), indent=1) + "\n")
     written.append(path)
 
@@ -428,13 +615,15 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
                   in enumerate(short_names(layer["name"] for layer in layers))]
         _plot(output / f"{name}.png", labels,
               {k: [layer["potentials"][k] for layer in layers] for k in PLOTTED_POTENTIALS},
-              {n: [layer["designs"][n]["speedup"] for layer in layers] for n in design_names[1:]},
+              {n: [_plotted(layer["designs"][n]["speedup"]) for layer in layers]
+               for n in design_names[1:]},
               analysis["name"])
         written.append(output / f"{name}.png")
     labels = [analysis["name"] for analysis in analyses]
     _plot(output / "summary.png", labels,
           {k: [a["network"]["potentials"][k] for a in analyses] for k in PLOTTED_POTENTIALS},
-          {n: [a["network"]["designs"][n]["speedup"] for a in analyses] for n in design_names[1:]},
+          {n: [_plotted(a["network"]["designs"][n]["speedup"]) for a in analyses]
+           for n in design_names[1:]},
           "networks")
     written.append(output / "summary.png")
 
@@ -443,6 +632,16 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
                               act_grouping) + "\n")
     written.append(path)
     return written
+
+
+def parse_error_images(text):
+    """Return the ``--error-images`` count (``None`` for ``all``); ``ValueError`` otherwise."""
+    value = str(text).strip()
+    if value == "all":
+        return None
+    if not value.isdigit():
+        raise ValueError(f"--error-images must be a count (0 or more) or 'all', not {text!r}")
+    return int(value)
 
 
 def run(args):
@@ -461,6 +660,8 @@ def run(args):
 
     group_size = check_int("--group-size", args.group_size, 1, 256)
     act_grouping = check_grouping(args.act_grouping)
+    dpred_group_size = check_int("--dpred-group-size", args.dpred_group_size, 1, 256)
+    error_images = parse_error_images(args.error_images)
     total = 0
     for directory in args.directories:
         check_network_dir(directory)
@@ -476,7 +677,9 @@ def run(args):
             for directory in args.directories:
                 bar.set_postfix_str(Path(directory).name)
                 analyses.append(analyze_network(directory, group_size=group_size,
-                                                act_grouping=act_grouping, progress=bar.update))
+                                                act_grouping=act_grouping, progress=bar.update,
+                                                error_images=error_images,
+                                                dpred_group_size=dpred_group_size))
     except BaseException:
         for path in reversed(created):
             try:
@@ -487,7 +690,9 @@ def run(args):
     command = "effectual report " + " ".join(
         shlex.quote(a) for a in list(args.directories) + ["-o", str(args.output)]
         + (["--group-size", str(group_size)] if group_size != 16 else [])
-        + (["--act-grouping", act_grouping] if act_grouping != "pixel" else []))
+        + (["--act-grouping", act_grouping] if act_grouping != "pixel" else [])
+        + (["--dpred-group-size", str(dpred_group_size)] if dpred_group_size != 16 else [])
+        + (["--error-images", str(args.error_images)] if error_images != 1 else []))
     written = write_report(analyses, args.output, group_size=group_size, command=command,
                            act_grouping=act_grouping)
     print(f"wrote {len(written)} files to {args.output}: "

@@ -14,6 +14,8 @@ with ``effectual report``.
 Units: ``MACs`` are per image (every image of a network has the same layers); the work, counts
 and design cycles are summed over all the images of the network (the JSON keys say so:
 ``cycles_all_images``); ratios (statistics, potentials, speedups) are those of the sums.
+``effectual stats`` computes no design output errors and no DPRed traffic (``effectual
+report`` does: see :func:`analyze_network`).
 """
 
 import json
@@ -96,8 +98,9 @@ def check_network_dir(directory):
                       f"golden.layers.save_network)")
 
 
-def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=None):
-    """Return the statistics and design cycles of every layer of a network directory.
+def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=None,
+                    error_images=1, dpred_group_size=16):
+    """Return the statistics, design cycles, design errors and DPRed traffic of a network.
 
     Parameters
     ----------
@@ -107,70 +110,206 @@ def analyze_network(directory, *, group_size=16, act_grouping="pixel", progress=
         (:func:`golden.stats.layer_stats`).
     progress : optional callable ``progress(n)`` called after each layer file (one per layer and
         image) is analyzed.
+    error_images : the output error of every approximate design (``Design.exact`` False) is
+        measured on the first ``error_images`` images of the network (``None``: all; 0: none).
+        Cycles are always summed over every image.
+    dpred_group_size : DPRed group size of the off-chip traffic model
+        (:func:`golden.dpred.network_traffic`, 32-bit words, the better variant per tensor);
+        ``None``: no traffic.
 
     Returns
     -------
     dict with ``name``, ``source``, ``directory``, ``bits``, ``per_channel``, ``images`` (count),
     ``group_size``, ``act_grouping``, ``act_signedness`` (the manifest's, ``None`` if it has
-    none), ``extra`` (the manifest's), ``layers`` (per layer: the
-    :func:`golden.stats.combine_images` result over all images, whose ``macs`` is per image
-    and ``work``/``counts`` are summed over the images, plus ``designs``: name ->
-    ``{"cycles_all_images", "ideal_all_images", "speedup", "achieved_over_ideal"}``, the cycles
-    and ideal (work-bound) cycles summed over the images) and ``network``
-    (:func:`golden.stats.network_stats` plus ``designs`` with the cycles summed over layers
-    and images).
+    none), ``extra`` (the manifest's), ``error_images`` (images the errors were measured on),
+    ``dpred`` (``None`` or the traffic model's ``group_size``, ``word_width``, ``variant``),
+    ``layers`` (per layer: the :func:`golden.stats.combine_images` result over all images,
+    whose ``macs`` is per image and ``work``/``counts`` are summed over the images, plus
+    ``designs`` and ``traffic``) and ``network`` (:func:`golden.stats.network_stats` plus
+    ``designs`` and ``traffic`` summed over layers and images).
+
+    ``designs`` maps each design name to ``{"cycles_all_images", "ideal_all_images",
+    "speedup", "achieved_over_ideal", "unsupported", "relative_to",
+    "speedup_over_reference", "error"}``: cycles and ideal (work-bound) cycles summed over the
+    images; speedup over the baseline; ``unsupported`` is ``None`` or why the design cannot
+    run a layer (then the cycles and ratios are ``None``, in the network totals too);
+    ``speedup_over_reference`` is the speedup over the design ``relative_to`` (both ``None``
+    for designs without one); ``error`` is ``None`` for exact designs, else
+    :func:`golden.designs.combine_errors` over the evaluated images (network: over every
+    evaluated layer and image; ``None`` when nothing was evaluated or a layer is unsupported).
+
+    ``traffic`` (``None`` without ``dpred_group_size``) maps ``weights``, ``activations``,
+    ``outputs`` and ``total`` to ``{"uncompressed_bytes", "compressed_bytes", "ratio"}`` summed
+    over the images (weights/activations/outputs also ``variants``: the variants chosen). A
+    layer's outputs are the next layer's activations when the shapes match; otherwise their
+    compressed size is unknown: ``None`` for the layer's outputs, counted uncompressed in
+    ``total`` and in the network's ``outputs``.
     Raises ``OSError``/``ValueError`` for a missing, empty or invalid directory.
     """
-    from golden.layers import load_network
+    from golden.layers import layer_output, load_network
 
     check_network_dir(directory)
     design_registry.load_designs()
+    designs = dict(design_registry.DESIGNS)
+    if error_images is not None:
+        error_images = check_int("error_images", error_images, 0, 1 << 30)
     manifest, items = load_network(directory)
     if not manifest["layers"]:
         raise ValueError(f"{directory}: the network has no layers")
     layers = []
-    current, per_image, cycles = None, [], None
-    for entry, _, layer in items:
+    current, per_image, acc = None, [], None
+    for entry, image, layer in items:
         if current is not None and entry is not current:
-            layers.append(_finish_layer(per_image, cycles))
-            per_image, cycles = [], None
+            layers.append(_finish_layer(per_image, acc, designs))
+            per_image, acc = [], None
         current = entry
+        if acc is None:
+            acc = {name: {"cycles": 0, "ideal": 0, "unsupported": None, "errors": [],
+                          "counts": []} for name in designs}
         per_image.append(golden_stats.layer_stats(layer, group_size=group_size,
                                                   act_grouping=act_grouping))
-        layer_cycles = {name: (design.cycles(layer), design.ideal(layer))
-                        for name, design in design_registry.DESIGNS.items()}
-        cycles = layer_cycles if cycles is None else {
-            name: (cycles[name][0] + value[0], cycles[name][1] + value[1])
-            for name, value in layer_cycles.items()}
+        measure = error_images is None or image < error_images
+        expected = None
+        for name, design in designs.items():
+            item = acc[name]
+            reason = design.why_unsupported(layer)
+            if reason is not None:
+                item["unsupported"] = item["unsupported"] or reason
+                continue
+            item["cycles"] += design.cycles(layer)
+            item["ideal"] += design.ideal(layer)
+            if not design.exact and measure:
+                if expected is None:
+                    expected = layer_output(layer)
+                output, counts = design_registry.design_output(design, layer)
+                item["errors"].append(design_registry.output_error(output, expected))
+                item["counts"].append(counts)
         if progress is not None:
             progress(1)
-    layers.append(_finish_layer(per_image, cycles))
+    layers.append(_finish_layer(per_image, acc, designs))
     network = golden_stats.network_stats(layers)
-    network["designs"] = _speedups({name: (sum(item["designs"][name][CYCLES] for item in layers),
-                                           sum(item["designs"][name][IDEAL] for item in layers))
-                                    for name in design_registry.DESIGNS})
+    network["designs"] = _network_designs(layers, designs)
+    dpred = None
+    if dpred_group_size is not None:
+        dpred = _add_traffic(directory, layers, network, dpred_group_size,
+                             len(manifest["images"]))
+    else:
+        for item in layers + [network]:
+            item["traffic"] = None
     return {"name": manifest["name"], "source": manifest.get("source", ""),
             "directory": str(directory), "bits": manifest.get("bits"),
             "per_channel": manifest.get("per_channel"), "images": len(manifest["images"]),
             "group_size": group_size, "act_grouping": act_grouping,
             "act_signedness": manifest.get("act_signedness"), "extra": manifest.get("extra", {}),
-            "layers": layers, "network": network}
+            "error_images": (len(manifest["images"]) if error_images is None
+                             else min(error_images, len(manifest["images"]))),
+            "dpred": dpred, "layers": layers, "network": network}
 
 
-def _speedups(cycles):
-    """``{name: (cycles, ideal)}`` -> ``{name: {CYCLES, IDEAL, "speedup",
-    "achieved_over_ideal"}}`` (speedup over the baseline; achieved/ideal = ideal / cycles)."""
-    baseline = cycles[design_registry.BASELINE][0]
-    return {name: {CYCLES: value, IDEAL: ideal,
-                   "speedup": baseline / value if value else math.inf,
-                   "achieved_over_ideal": ideal / value if value else math.nan}
-            for name, (value, ideal) in cycles.items()}
+def check_int(name, value, minimum, maximum):
+    """``hw.params.check_int`` (imported lazily: this module's imports stay light)."""
+    from hw.params import check_int as check
+
+    return check(name, value, minimum, maximum)
 
 
-def _finish_layer(per_image, cycles):
-    result = golden_stats.combine_images(per_image)
-    result["designs"] = _speedups(cycles)
+def _design_entry(design, cycles, ideal, unsupported, baseline, reference, error):
+    """One design's figures (see `analyze_network`); ``None`` cycles for unsupported layers."""
+    supported = cycles is not None
+    entry = {CYCLES: cycles, IDEAL: ideal,
+             "speedup": (baseline / cycles if cycles else math.inf)
+             if supported and baseline is not None else None,
+             "achieved_over_ideal": (ideal / cycles if cycles else math.nan)
+             if supported else None,
+             "unsupported": unsupported, "relative_to": design.relative_to,
+             "speedup_over_reference": None,
+             "error": None}
+    if design.relative_to is not None and supported and reference is not None:
+        entry["speedup_over_reference"] = reference / cycles if cycles else math.inf
+    if not design.exact and supported:
+        entry["error"] = error
+    return entry
+
+
+def _entries(values, designs, errors):
+    """``{name: (cycles or None, ideal or None, unsupported)}`` -> design entries."""
+    baseline = values[design_registry.BASELINE][0]
+    result = {}
+    for name, design in designs.items():
+        cycles, ideal, unsupported = values[name]
+        reference = values[design.relative_to][0] if design.relative_to in values else None
+        result[name] = _design_entry(design, cycles, ideal, unsupported, baseline,
+                                     reference, errors.get(name))
     return result
+
+
+def _finish_layer(per_image, acc, designs):
+    result = golden_stats.combine_images(per_image)
+    values = {name: ((None, None, item["unsupported"]) if item["unsupported"] is not None
+                     else (item["cycles"], item["ideal"], None)) for name, item in acc.items()}
+    errors = {name: design_registry.combine_errors(item["errors"], item["counts"])
+              for name, item in acc.items()}
+    result["designs"] = _entries(values, designs, errors)
+    # the raw per-image errors, for the network's mean (dropped from the final analysis)
+    result["_errors"] = {name: (item["errors"], item["counts"]) for name, item in acc.items()}
+    return result
+
+
+def _network_designs(layers, designs):
+    values, errors = {}, {}
+    for name in designs:
+        entries = [layer["designs"][name] for layer in layers]
+        unsupported = next((e["unsupported"] for e in entries if e["unsupported"]), None)
+        if unsupported is not None:
+            values[name] = (None, None, unsupported)
+        else:
+            values[name] = (sum(e[CYCLES] for e in entries), sum(e[IDEAL] for e in entries),
+                            None)
+            raw = [layer["_errors"][name] for layer in layers]
+            errors[name] = design_registry.combine_errors(
+                [e for errs, _ in raw for e in errs], [c for _, cnts in raw for c in cnts])
+    for layer in layers:
+        del layer["_errors"]
+    return _entries(values, designs, errors)
+
+
+def _ratio(compressed, uncompressed):
+    if compressed is None:
+        return None
+    return compressed / uncompressed if uncompressed else math.nan
+
+
+def _add_traffic(directory, layers, network, dpred_group_size, images):
+    """Add ``traffic`` to every layer and the network (see `analyze_network`)."""
+    from golden.dpred import network_traffic
+
+    word_width, variant = 32, "best"
+    traffic = network_traffic(directory, group_size=check_int(
+        "--dpred-group-size", dpred_group_size, 1, 256), word_width=word_width, variant=variant)
+    rows = traffic["layers"]
+    for index, layer in enumerate(layers):
+        mine = rows[index * images:(index + 1) * images]
+        if [row["layer"] for row in mine] != [layer["name"]] * images:
+            raise ValueError(f"{directory}: the traffic rows do not follow the layers")
+        item = {}
+        for part in ("weights", "activations", "outputs"):
+            uncompressed = sum(row[part]["uncompressed_bytes"] for row in mine)
+            known = all(row[part]["compressed_bytes"] is not None for row in mine)
+            compressed = sum(row[part]["compressed_bytes"] for row in mine) if known else None
+            item[part] = {"uncompressed_bytes": uncompressed, "compressed_bytes": compressed,
+                          "ratio": _ratio(compressed, uncompressed),
+                          "variants": sorted({row[part]["variant"] for row in mine
+                                              if row[part]["variant"] is not None})}
+        uncompressed = sum(row["total"]["uncompressed_bytes"] for row in mine)
+        compressed = sum(row["total"]["compressed_bytes"] for row in mine)
+        item["total"] = {"uncompressed_bytes": uncompressed, "compressed_bytes": compressed,
+                         "ratio": _ratio(compressed, uncompressed)}
+        layer["traffic"] = item
+    total = traffic["total"]
+    network["traffic"] = {part: dict(total[part]) for part in ("weights", "activations",
+                                                                "outputs")}
+    network["traffic"]["total"] = dict(total["all"])
+    return {"group_size": dpred_group_size, "word_width": word_width, "variant": variant}
 
 
 def short_names(names):
@@ -290,7 +429,8 @@ def run(args):
     act_grouping = check_grouping(args.act_grouping)
     for directory in args.directories:
         check_network_dir(directory)
-    analyses = [analyze_network(d, group_size=group_size, act_grouping=act_grouping)
+    analyses = [analyze_network(d, group_size=group_size, act_grouping=act_grouping,
+                                error_images=0, dpred_group_size=None)
                 for d in args.directories]
     for index, analysis in enumerate(analyses):
         if index:

@@ -72,6 +72,25 @@ cannot skip, times its cost in cycles of one multiplier slot: ``baseline`` 1 per
 ``stripes`` P per MAC; ``dstripes`` per MAC the precision ``p(t, w)`` of its dense step's N-lane
 group; ``wskip`` 1 per MAC with a non-zero weight; ``tclp`` ``p(t, w)`` per MAC with a non-zero
 weight. ``achieved / ideal = ideal / cycles`` (1 = every slot busy).
+
+More designs (:data:`DESIGN_MODULES`, imported by :func:`load_designs`)
+------------------------------------------------------------------------
+``golden.approx_designs`` registers ``sysmt1`` (the one-thread 16 x 16 output-stationary
+systolic array, exact), ``sysmt2`` and ``sysmt4`` (NB-SMT with 2 and 4 threads, approximate)
+and ``sparq`` (SPARQ 5opt ROUND on the 2-thread schedule, approximate); options ``rows`` and
+``cols``; their cycles, ideal cycles and outputs are documented there.
+
+Exact and approximate designs
+-----------------------------
+A design is *exact* (:attr:`Design.exact`, the default) when its output must equal
+:func:`golden.layers.layer_output`: ``effectual eval`` fails on any difference. An
+*approximate* design (``exact=False``) computes a different output by construction (squeezed or
+windowed operands); ``effectual eval`` and the report measure its error instead
+(:func:`output_error`). :func:`design_output` returns a design's output together with the
+event counts its datapath model gives (:attr:`Design.output_counts`, e.g. NB-SMT's ``macs``,
+``active`` and ``squeezed``). A design that cannot compute some layers says why with
+:attr:`Design.unsupported` (the report shows ``-`` for those layers and for the network
+totals that contain them; ``effectual eval`` refuses them with that reason).
 """
 
 import dataclasses
@@ -83,10 +102,11 @@ from golden import tcl
 from hw.params import check_int, parse_pattern
 
 __all__ = ["Design", "DESIGNS", "BASELINE", "DESIGN_MODULES", "register", "get_design",
-           "load_designs", "layer_cycles", "layer_results", "profiled_precision"]
+           "load_designs", "layer_cycles", "layer_results", "profiled_precision",
+           "design_output", "output_error", "combine_errors"]
 
 #: modules that register more designs when imported (``load_designs`` imports them)
-DESIGN_MODULES = ()
+DESIGN_MODULES = ("golden.approx_designs",)
 
 #: the design every speedup is relative to
 BASELINE = "baseline"
@@ -109,6 +129,19 @@ class Design:
         The work-bound cycles with the same options.
     output : callable ``(layer, **options) -> int64 ndarray``
         The output the design computes (conv ``[K, OH, OW]``, fc ``[K]``).
+    exact : bool, default True
+        ``True``: the output must equal :func:`golden.layers.layer_output` (a difference is a
+        bug). ``False``: an approximate design whose output error is measured and reported.
+    output_counts : callable ``(layer, **options) -> (output, dict)`` or None
+        The output together with the datapath's event counts (int values); ``output`` must
+        return the same array. ``None``: the design has no counts (:func:`design_output`
+        then calls ``output`` and gives ``{}``).
+    unsupported : callable ``(layer) -> str | None`` or None
+        Why the design cannot compute a layer (one line), or ``None`` if it can. ``None``
+        (the default): every layer is supported.
+    relative_to : str or None
+        The name of a second reference design: the report adds the speedup over it (e.g.
+        ``sysmt1`` for the multithreaded arrays) beside the speedup over :data:`BASELINE`.
     """
 
     name: str
@@ -116,6 +149,10 @@ class Design:
     cycles: Callable
     ideal: Callable
     output: Callable
+    exact: bool = True
+    output_counts: Callable | None = None
+    unsupported: Callable | None = None
+    relative_to: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
@@ -126,6 +163,20 @@ class Design:
             if not callable(getattr(self, field)):
                 raise TypeError(f"Design {field} must be callable, not "
                                 f"{getattr(self, field)!r}")
+        if not isinstance(self.exact, bool):
+            raise TypeError(f"Design exact must be a bool, not {self.exact!r}")
+        for field in ("output_counts", "unsupported"):
+            value = getattr(self, field)
+            if value is not None and not callable(value):
+                raise TypeError(f"Design {field} must be callable or None, not {value!r}")
+        if self.relative_to is not None and (not isinstance(self.relative_to, str)
+                                             or not self.relative_to):
+            raise TypeError(f"Design relative_to must be a design name or None, not "
+                            f"{self.relative_to!r}")
+
+    def why_unsupported(self, layer):
+        """Return why this design cannot compute ``layer`` (one line), or ``None``."""
+        return None if self.unsupported is None else self.unsupported(layer)
 
 
 #: name -> Design, in registration order (the report's column order)
@@ -179,6 +230,71 @@ def layer_results(layer, designs=None):
     names = list(DESIGNS) if designs is None else list(designs)
     return {name: {"cycles": get_design(name).cycles(layer),
                    "ideal": get_design(name).ideal(layer)} for name in names}
+
+
+def design_output(design, layer, **options):
+    """Return ``(output, counts)`` of ``design`` (a :class:`Design` or a name) on ``layer``.
+
+    ``counts`` is the dict of :attr:`Design.output_counts` (``{}`` for designs without one);
+    ``output`` is an int64 array. ``ValueError`` (with the reason) for an unsupported layer.
+    """
+    design = get_design(design) if isinstance(design, str) else design
+    reason = design.why_unsupported(layer)
+    if reason is not None:
+        raise ValueError(f"layer {layer.name!r}: {design.name} cannot run it: {reason}")
+    if design.output_counts is None:
+        return np.asarray(design.output(layer, **options)), {}
+    output, counts = design.output_counts(layer, **options)
+    return np.asarray(output), dict(counts)
+
+
+def output_error(output, expected):
+    """Return the error of ``output`` against the exact ``expected`` (same shape, integers).
+
+    Keys: ``values`` (count), ``differing`` (values that differ), ``max_abs_error``,
+    ``rel_rms_error`` = ``||output - expected||_2 / ||expected||_2`` (divided by 1 instead when
+    ``expected`` is all zero), as in ``effectual.bench_sparq``.
+    """
+    output = np.asarray(output, dtype=np.int64)
+    expected = np.asarray(expected, dtype=np.int64)
+    if output.shape != expected.shape:
+        raise ValueError(f"output shape {list(output.shape)} is not the expected "
+                         f"{list(expected.shape)}")
+    diff = output - expected
+    norm = float(np.sqrt(np.sum(expected.astype(np.float64) ** 2))) or 1.0
+    return {"values": int(expected.size), "differing": int(np.count_nonzero(diff)),
+            "max_abs_error": int(np.abs(diff).max()) if diff.size else 0,
+            "rel_rms_error": float(np.sqrt(np.sum(diff.astype(np.float64) ** 2))) / norm}
+
+
+def combine_errors(errors, counts=()):
+    """Combine `output_error` dicts (one per layer and image) and optional count dicts.
+
+    Returns ``evaluated`` (how many outputs were compared), ``values``, ``differing``,
+    ``differ_fraction`` = differing / values, ``max_abs_error`` (the largest),
+    ``rel_rms_error`` (the mean of the per-output relative RMS errors, as
+    ``effectual.bench_sparq`` averages over layers and images) and, when the counts hold
+    ``active`` and ``squeezed`` (NB-SMT), ``squeezed_fraction`` = squeezed / active (thread
+    operations), else ``None``; with the summed counts under ``counts``. An empty list gives
+    ``None``.
+    """
+    errors = list(errors)
+    if not errors:
+        return None
+    values = sum(e["values"] for e in errors)
+    differing = sum(e["differing"] for e in errors)
+    summed = {}
+    for item in counts:
+        for key, value in item.items():
+            summed[key] = summed.get(key, 0) + int(value)
+    squeezed = None
+    if "active" in summed and "squeezed" in summed:
+        squeezed = summed["squeezed"] / summed["active"] if summed["active"] else 0.0
+    return {"evaluated": len(errors), "values": values, "differing": differing,
+            "differ_fraction": differing / values if values else 0.0,
+            "max_abs_error": max(e["max_abs_error"] for e in errors),
+            "rel_rms_error": float(np.mean([e["rel_rms_error"] for e in errors])),
+            "squeezed_fraction": squeezed, "counts": summed}
 
 
 def profiled_precision(layer):

@@ -2,16 +2,25 @@
 per-step simulation written here from the documented mapping and the spec's scheduler pseudo-code
 (plain Python lists, no numpy in the reference)."""
 
+import math
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from golden.designs import (BASELINE, DESIGNS, Design, get_design, layer_cycles, layer_results,
-                            profiled_precision, register)
+from golden.designs import (BASELINE, DESIGNS, Design, combine_errors, design_output,
+                            get_design, layer_cycles, layer_results, load_designs,
+                            output_error, profiled_precision, register)
 from golden.layers import Layer, layer_output
 from golden.stats import layer_stats
 from hw.params import parse_pattern
+
+load_designs()
+#: the tile designs of golden/designs.py itself
+TILE_DESIGNS = [BASELINE, "stripes", "dstripes", "wskip", "tclp"]
+#: the systolic designs of golden/approx_designs.py
+SYSTOLIC_DESIGNS = ["sysmt1", "sysmt2", "sysmt4", "sparq"]
 
 # ---------------------------------------------------------------------------------------------
 # Independent naive reference
@@ -370,9 +379,9 @@ def test_full_precision_bit_serial_matches_baseline():
     # (16 windows = 2 full chunks of 8 columns); no zero weight: nothing to skip.
     acts = np.full((16, 4, 4), 255)
     layer = Layer(kind="conv", weights=np.ones((16, 16, 1, 1), int), activations=acts)
-    cycles = layer_cycles(layer)
+    cycles = layer_cycles(layer, TILE_DESIGNS)
     assert set(cycles.values()) == {(16, 1.0)}
-    assert {get_design(n).ideal(layer) for n in DESIGNS} == {16}
+    assert {get_design(n).ideal(layer) for n in TILE_DESIGNS} == {16}
 
 
 def test_bit_serial_fc_uses_one_column():
@@ -396,10 +405,19 @@ def test_tclp_run_ahead_never_slower():
 # ---------------------------------------------------------------------------------------------
 
 def test_registry_contents_and_order():
-    assert list(DESIGNS) == [BASELINE, "stripes", "dstripes", "wskip", "tclp"]
+    # other modules may register more designs (in any order): check the relative order
+    assert [n for n in DESIGNS if n in TILE_DESIGNS + SYSTOLIC_DESIGNS] == \
+        TILE_DESIGNS + SYSTOLIC_DESIGNS
+    assert list(DESIGNS)[:5] == TILE_DESIGNS
     assert BASELINE == "baseline"
     for name, design in DESIGNS.items():
         assert design.name == name and design.description
+    assert [n for n in TILE_DESIGNS + SYSTOLIC_DESIGNS if not DESIGNS[n].exact] == \
+        ["sysmt2", "sysmt4", "sparq"]
+    assert {n: DESIGNS[n].relative_to for n in SYSTOLIC_DESIGNS} == \
+        {"sysmt1": None, "sysmt2": "sysmt1", "sysmt4": "sysmt1", "sparq": "sysmt1"}
+    assert all(DESIGNS[n].relative_to is None and DESIGNS[n].unsupported is None
+               for n in TILE_DESIGNS)
 
 
 def test_register_adds_a_design_to_layer_cycles():
@@ -420,9 +438,11 @@ def test_register_adds_a_design_to_layer_cycles():
 
 
 def test_registry_errors():
-    with pytest.raises(ValueError, match=r"^unknown design 'nope'; known: baseline, stripes, "
-                                         r"dstripes, wskip, tclp$"):
+    with pytest.raises(ValueError) as error:
         get_design("nope")
+    assert str(error.value) == f"unknown design 'nope'; known: {', '.join(DESIGNS)}"
+    assert str(error.value).startswith("unknown design 'nope'; known: baseline, stripes, "
+                                       "dstripes, wskip, tclp, ")
     with pytest.raises(TypeError, match=r"^register\(\) takes a Design, not 'x'$"):
         register("x")
     with pytest.raises(TypeError, match=r"^Design name must be a non-empty string, not ''$"):
@@ -435,6 +455,16 @@ def test_registry_errors():
         Design("x", "d", len, 3, len)
     with pytest.raises(TypeError, match=r"^Design output must be callable, not 3$"):
         Design("x", "d", len, len, 3)
+    with pytest.raises(TypeError, match=r"^Design exact must be a bool, not 1$"):
+        Design("x", "d", len, len, len, exact=1)
+    with pytest.raises(TypeError, match=r"^Design output_counts must be callable or None, "
+                                        r"not 'f'$"):
+        Design("x", "d", len, len, len, output_counts="f")
+    with pytest.raises(TypeError, match=r"^Design unsupported must be callable or None, not 2$"):
+        Design("x", "d", len, len, len, unsupported=2)
+    with pytest.raises(TypeError, match=r"^Design relative_to must be a design name or None, "
+                                        r"not ''$"):
+        Design("x", "d", len, len, len, relative_to="")
 
 
 def test_option_errors():
@@ -476,3 +506,233 @@ def test_load_designs_imports_listed_modules(tmp_path, monkeypatch):
     finally:
         DESIGNS.pop("test-extra", None)
         sys.modules.pop("extra_design_for_test", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Systolic designs (golden/approx_designs.py) against a naive reference written from the spec
+# ---------------------------------------------------------------------------------------------
+
+def naive_reductions(layer):
+    """``{(k, oy, ox): (acts, weights)}``: each output's reduction in (r, s, c) order (fc:
+    ``{(k,): ...}``), padding pixels as zero activations, with plain loops."""
+    acts, w = layer.activations.tolist(), layer.weights.tolist()
+    if layer.kind == "fc":
+        return {(k,): (list(acts), list(w[k])) for k in range(len(w))}
+    K, cg, R, S = layer.weights.shape
+    C, H, W = layer.activations.shape
+    top, bottom, left, right = layer.padding
+    sh, sw = layer.stride
+    OH, OW = (H + top + bottom - R) // sh + 1, (W + left + right - S) // sw + 1
+    per_group = K // layer.groups
+    out = {}
+    for k in range(K):
+        g = k // per_group
+        for oy in range(OH):
+            for ox in range(OW):
+                a_vec, w_vec = [], []
+                for r in range(R):
+                    for s in range(S):
+                        for c in range(cg):
+                            y, x = oy * sh + r - top, ox * sw + s - left
+                            inside = 0 <= y < H and 0 <= x < W
+                            a_vec.append(acts[g * cg + c][y][x] if inside else 0)
+                            w_vec.append(w[k][c][r][s])
+                out[(k, oy, ox)] = (a_vec, w_vec)
+    return out
+
+
+def naive_window(x, shift, width=4):
+    """Round half to even of ``x / 2**shift`` kept in ``width`` bits (saturating), times
+    ``2**shift``."""
+    return min(round(Fraction(x, 1 << shift)), (1 << width) - 1) << shift
+
+
+def naive_squeeze_act(a):
+    """SPARQ 2opt 4-bit window with rounding, on the magnitude (sign kept)."""
+    m = abs(a)
+    value = m if m < 16 else naive_window(m, 4)
+    return -value if a < 0 else value
+
+
+def naive_squeeze_weight(w):
+    """Weights in -8..7 exact, else the signed nibble of w / 16 rounded half to even (max 7)."""
+    return w if -8 <= w <= 7 else min(round(Fraction(w, 16)), 7) * 16
+
+
+def naive_nbsmt(layer, threads):
+    """``(output dict, active, squeezed)`` of NB-SMT as the spec's table states it."""
+    out, active_total, squeezed_total = {}, 0, 0
+    for key, (a_vec, w_vec) in naive_reductions(layer).items():
+        length = -(-len(a_vec) // threads) * threads
+        a_vec = a_vec + [0] * (length - len(a_vec))
+        w_vec = w_vec + [0] * (length - len(w_vec))
+        total = 0
+        for i in range(0, length, threads):
+            pairs = list(zip(a_vec[i:i + threads], w_vec[i:i + threads]))
+            active = [(a, w) for a, w in pairs if a != 0 and w != 0]
+            others = len(active) - 1
+            for a, w in active:
+                if others == 0:
+                    total += a * w
+                elif threads == 2 or others == 1:
+                    total += naive_squeeze_act(a) * w
+                else:
+                    total += naive_squeeze_act(a) * naive_squeeze_weight(w)
+            active_total += len(active)
+            squeezed_total += len(active) if len(active) > 1 else 0
+        out[key] = total
+    return out, active_total, squeezed_total
+
+
+def naive_sparq_value(x):
+    """bSPARQ 5opt ROUND: the lowest offset whose 4-bit window holds the leading one."""
+    shift = next(s for s in range(5) if x < 1 << (s + 4))
+    return naive_window(x, shift)
+
+
+def naive_sparq(layer):
+    out = {}
+    for key, (a_vec, w_vec) in naive_reductions(layer).items():
+        if len(a_vec) % 2:
+            a_vec, w_vec = a_vec + [0], w_vec + [0]
+        total = 0
+        for i in range(0, len(a_vec), 2):
+            for j in (i, i + 1):
+                a, partner = a_vec[j], a_vec[i + 1 if j == i else i]
+                value = naive_sparq_value(abs(a)) if partner != 0 else abs(a)
+                total += (-value if a < 0 else value) * w_vec[j]
+        out[key] = total
+    return out
+
+
+def naive_array_cycles(layer, rows, cols, threads):
+    """Tiles of R positions x C channels per group, each ceil(L/T) + (R + C - 2) + R cycles."""
+    positions = 1 if layer.kind == "fc" else layer.output_shape[1] * layer.output_shape[2]
+    per_group = layer.weights.shape[0] // layer.groups
+    length = len(next(iter(naive_reductions(layer).values()))[0])
+    tiles = 0
+    for _ in range(layer.groups):
+        for _p0 in range(0, positions, rows):
+            for _k0 in range(0, per_group, cols):
+                tiles += 1
+    return tiles * (math.ceil(length / threads) + rows + cols - 2 + rows)
+
+
+def naive_macs(layer):
+    return sum(len(a) for a, _ in naive_reductions(layer).values())
+
+
+def as_array(layer, values):
+    out = np.zeros(layer.output_shape, dtype=np.int64)
+    for key, value in values.items():
+        out[key] = value
+    return out
+
+
+SYSTOLIC_CASES = ["conv-pad-stride", "depthwise-multiplier", "grouped", "fc", "conv-signed"]
+ARRAYS = [dict(rows=3, cols=2), dict(rows=2, cols=5), dict()]
+
+
+@pytest.mark.parametrize("array", range(len(ARRAYS)))
+@pytest.mark.parametrize("case", SYSTOLIC_CASES)
+def test_systolic_designs_match_naive_reference(case, array):
+    rng = np.random.default_rng([array, sum(map(ord, case))])
+    spec = dict(CASES[case])
+    spec["act_bits"] = 8  # the systolic datapaths take 8-bit activations
+    layer = random_layer(rng, **spec)
+    options = ARRAYS[array]
+    rows, cols = options.get("rows", 16), options.get("cols", 16)
+    exact = layer_output(layer)
+    for threads in (1, 2, 4):
+        design = get_design(f"sysmt{threads}")
+        assert design.cycles(layer, **options) == naive_array_cycles(layer, rows, cols, threads)
+        assert design.ideal(layer, **options) == \
+            math.ceil(naive_macs(layer) / (threads * rows * cols))
+        expected, active, squeezed = naive_nbsmt(layer, threads)
+        output, counts = design_output(design, layer, **options)
+        assert output.dtype == np.int64
+        assert np.array_equal(output, as_array(layer, expected)), threads
+        assert np.array_equal(design.output(layer, **options), output)
+        assert counts == {"macs": naive_macs(layer), "active": active, "squeezed": squeezed}
+        if threads == 1:
+            assert np.array_equal(output, exact)
+    sparq = get_design("sparq")
+    assert sparq.cycles(layer, **options) == naive_array_cycles(layer, rows, cols, 2)
+    assert sparq.ideal(layer, **options) == math.ceil(naive_macs(layer) / (2 * rows * cols))
+    output, counts = design_output(sparq, layer, **options)
+    assert np.array_equal(output, as_array(layer, naive_sparq(layer))) and counts == {}
+
+
+def test_systolic_designs_are_approximate_on_real_values():
+    """Dense 8-bit values collide: the approximate designs differ from the exact output."""
+    layer = random_layer(np.random.default_rng(4), C=8, H=5, W=5, K=4, density=1.0)
+    exact = layer_output(layer)
+    assert np.array_equal(get_design("sysmt1").output(layer), exact)
+    for name in ("sysmt2", "sysmt4", "sparq"):
+        assert not np.array_equal(get_design(name).output(layer), exact), name
+
+
+def test_systolic_unsupported_layers():
+    wide = Layer(kind="fc", name="wide", weights=np.full((2, 3), 300),
+                 activations=np.ones(3, int), weight_bits=16)
+    shifted = Layer(kind="fc", name="shifted", weights=np.ones((2, 3), int),
+                    activations=np.ones(3, int), act_zero_point=1)
+    acts16 = Layer(kind="fc", name="a16", weights=np.ones((2, 3), int),
+                   activations=np.full(3, 1000), act_bits=16)
+    signed9 = Layer(kind="fc", name="s9", weights=np.ones((2, 3), int),
+                    activations=np.array([-256, 3, 0]), act_bits=9, act_signed=True)
+    reasons = {"wide": "weights must be 8-bit, not 16-bit",
+               "shifted": "act_zero_point must be 0, not 1",
+               "a16": "activations must be unsigned 8-bit, not 16-bit",
+               "s9": "signed activations need magnitudes up to 255"}
+    for layer in (wide, shifted, acts16, signed9):
+        for name in SYSTOLIC_DESIGNS:
+            design = get_design(name)
+            assert design.why_unsupported(layer) == reasons[layer.name]
+            assert design.cycles(layer) == naive_array_cycles(layer, 16, 16, 1 if name ==
+                                                              "sysmt1" else 4 if name ==
+                                                              "sysmt4" else 2)
+            with pytest.raises(ValueError, match=rf"^layer '{layer.name}': {name} cannot run "
+                                                 rf"it: {reasons[layer.name]}$"):
+                design_output(design, layer)
+            with pytest.raises(ValueError, match=rf"^layer '{layer.name}': {name} cannot run "
+                                                 rf"it: "):
+                design.output(layer)
+    ok = Layer(kind="fc", weights=np.ones((2, 3), int), activations=np.array([-255, 3, 0]),
+               act_bits=9, act_signed=True)
+    assert all(get_design(n).why_unsupported(ok) is None for n in SYSTOLIC_DESIGNS)
+    assert all(get_design(n).why_unsupported(wide) is None for n in TILE_DESIGNS)
+
+
+def test_systolic_array_option_errors():
+    layer = Layer(kind="fc", weights=np.ones((2, 3), int), activations=np.ones(3, int))
+    for name in SYSTOLIC_DESIGNS:
+        design = get_design(name)
+        with pytest.raises(ValueError, match=r"^rows must be an integer from 2 to 16, not 1$"):
+            design.cycles(layer, rows=1)
+        with pytest.raises(ValueError, match=r"^cols must be an integer from 1 to 16, not 17$"):
+            design.ideal(layer, cols=17)
+        with pytest.raises(ValueError, match=r"^rows must be an integer from 2 to 16, not 0$"):
+            design.output(layer, rows=0)
+        with pytest.raises(TypeError, match=r"unexpected keyword argument 'filters'"):
+            design.cycles(layer, filters=16)
+
+
+def test_output_error_and_combine():
+    expected = np.array([[3, -4], [0, 0]])
+    output = np.array([[3, -1], [2, 0]])
+    error = output_error(output, expected)
+    assert error == {"values": 4, "differing": 2, "max_abs_error": 3,
+                     "rel_rms_error": math.sqrt(9 + 4) / 5}
+    assert output_error(np.array([1, -1]), np.zeros(2, int))["rel_rms_error"] == math.sqrt(2)
+    with pytest.raises(ValueError, match=r"^output shape \[2\] is not the expected \[3\]$"):
+        output_error(np.zeros(2, int), np.zeros(3, int))
+    second = output_error(np.array([5]), np.array([5]))
+    combined = combine_errors([error, second], [{"active": 10, "squeezed": 4, "macs": 20},
+                                                {"active": 6, "squeezed": 0, "macs": 3}])
+    assert combined == {"evaluated": 2, "values": 5, "differing": 2, "differ_fraction": 0.4,
+                        "max_abs_error": 3, "rel_rms_error": (math.sqrt(13) / 5 + 0) / 2,
+                        "squeezed_fraction": 4 / 16,
+                        "counts": {"active": 16, "squeezed": 4, "macs": 23}}
+    assert combine_errors([second])["squeezed_fraction"] is None
+    assert combine_errors([]) is None

@@ -2,13 +2,18 @@
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
 
 from effectual.cli import main
-from golden.designs import DESIGNS, get_design
+from golden.designs import DESIGNS, get_design, load_designs
 from golden.layers import Layer, layer_output, load_layer, save_layer
+from golden.nbsmt import nbsmt_layer_output
+from hw.params import SySMTParams
+
+load_designs()
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +81,14 @@ def test_eval_mismatch_is_an_error(layer_file, tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--design", "nope"], "unknown design 'nope'; known: baseline, stripes, dstripes, wskip, "
-                           "tclp"),
+    (["--design", "sysmt1", "--array", "16"],
+     "--array must be RxC with positive integers (e.g. 16x16), not '16'"),
+    (["--design", "sysmt4", "--array", "1x4"], "rows must be an integer from 2 to 16, not 1"),
+    (["--design", "sparq", "--array", "4x17"], "cols must be an integer from 1 to 16, not 17"),
     (["--design", "tclp", "--tile", "16x16"],
      "--tile must be FxNxW with positive integers (e.g. 16x16x8), not '16x16'"),
     (["--design", "tclp", "--tile", "16x0x2"],
      "--tile must be FxNxW with positive integers (e.g. 16x16x8), not '16x0x2'"),
-    (["--design", "baseline", "--pattern", "T<2,5>"],
-     "--pattern applies to wskip and tclp only, not baseline"),
-    (["--design", "wskip", "--run-ahead", "1"], "--run-ahead applies to tclp only, not wskip"),
     (["--design", "tclp", "--run-ahead", "-1"],
      "run_ahead must be an integer from 0 to 65536, not -1"),
     (["--design", "wskip", "--pattern", "X"],
@@ -95,6 +99,146 @@ def test_eval_mismatch_is_an_error(layer_file, tmp_path, capsys, monkeypatch):
 def test_eval_errors(extra, message, layer_file, capsys):
     assert main(["eval", "--layer", str(layer_file)] + extra) == 2
     assert capsys.readouterr().err.strip() == f"effectual eval: error: {message}"
+
+
+def test_eval_unknown_design_lists_the_registry(layer_file, capsys):
+    assert main(["eval", "--layer", str(layer_file), "--design", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"effectual eval: error: unknown design 'nope'; known: {', '.join(DESIGNS)}\n"
+    assert [n for n in DESIGNS if n in KNOWN] == KNOWN
+
+
+#: the designs of golden/designs.py and golden/approx_designs.py, in registration order
+KNOWN = ["baseline", "stripes", "dstripes", "wskip", "tclp", "sysmt1", "sysmt2", "sysmt4",
+         "sparq"]
+#: option -> the known designs that take it (other modules may register more takers)
+TAKERS = {"--tile": ["baseline", "stripes", "dstripes", "wskip", "tclp"],
+          "--array": ["sysmt1", "sysmt2", "sysmt4", "sparq"],
+          "--pattern": ["wskip", "tclp"], "--run-ahead": ["tclp"]}
+
+
+@pytest.mark.parametrize("design,option,value", [
+    ("tclp", "--array", "8x8"), ("sysmt2", "--tile", "8x8x1"), ("sparq", "--pattern", "T<2,5>"),
+    ("sysmt4", "--run-ahead", "1"), ("baseline", "--pattern", "T<2,5>"),
+    ("wskip", "--run-ahead", "1"), ("sysmt1", "--pattern", "none")])
+def test_eval_option_does_not_apply(design, option, value, layer_file, capsys):
+    assert main(["eval", "--layer", str(layer_file), "--design", design, option, value]) == 2
+    err = capsys.readouterr().err
+    expected = [n for n in DESIGNS if n in TAKERS[option]]
+    if all(n in KNOWN for n in DESIGNS):
+        listed = expected[0] if len(expected) == 1 else \
+            ", ".join(expected[:-1]) + " and " + expected[-1]
+        assert err == f"effectual eval: error: {option} applies to {listed} only, not {design}\n"
+    else:  # designs registered by other modules may take the option too
+        assert err.startswith(f"effectual eval: error: {option} applies to ")
+        assert err.endswith(f" only, not {design}\n")
+        listed = err[len(f"effectual eval: error: {option} applies to "):-len(
+            f" only, not {design}\n")].replace(" and ", ", ").split(", ")
+        assert [n for n in listed if n in KNOWN] == expected
+
+
+def _naive_error(output, exact):
+    """(differing, max |error|, relative RMS error) with plain Python."""
+    pairs = list(zip(output.ravel().tolist(), exact.ravel().tolist()))
+    diffs = [o - e for o, e in pairs]
+    norm = math.sqrt(sum(e * e for _, e in pairs)) or 1.0
+    return (sum(d != 0 for d in diffs), max(abs(d) for d in diffs),
+            math.sqrt(sum(d * d for d in diffs)) / norm)
+
+
+@pytest.mark.parametrize("design", ["sysmt1", "sysmt2", "sysmt4", "sparq"])
+def test_eval_systolic_designs(design, layer_file, tmp_path, capsys):
+    out = tmp_path / "y.npy"
+    assert main(["eval", "--design", design, "--layer", str(layer_file), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    layer = load_layer(layer_file)
+    exact = layer_output(layer)
+    saved = np.load(out)
+    assert np.array_equal(saved, get_design(design).output(layer))
+    cycles = get_design(design).cycles(layer)
+    assert f"cycles          {cycles:,}\n" in text
+    assert f"baseline cycles {get_design('baseline').cycles(layer):,}\n" in text
+    assert f"ideal cycles    {get_design(design).ideal(layer):,}\n" in text
+    if design == "sysmt1":
+        assert np.array_equal(saved, exact)
+        assert "output          matches golden.layers.layer_output (420 values)" in text
+        assert "speedup/" not in text
+        return
+    differing, largest, rms = _naive_error(saved, exact)
+    assert differing > 0  # the layer is dense enough for threads to collide
+    assert (f"output          approximate: {differing} of 420 values differ from "
+            f"golden.layers.layer_output\n") in text
+    assert f"differ fraction {differing / 420:.4f}\n" in text
+    assert f"max abs error   {largest:,}\n" in text
+    assert f"rel RMS error   {rms:.6f}\n" in text
+    reference = get_design("sysmt1").cycles(layer)
+    assert f"sysmt1 cycles   {reference:,}\n" in text
+    assert f"speedup/sysmt1  {reference / cycles:.3f}\n" in text
+    if design == "sparq":
+        assert "squeezed" not in text
+    else:
+        _, counts = nbsmt_layer_output(layer, SySMTParams(rows=16, cols=16,
+                                                          threads=int(design[-1])))
+        assert (f"squeezed        {counts['squeezed'] / counts['active']:.4f} "
+                f"({counts['squeezed']:,} of {counts['active']:,} active thread "
+                f"operations)\n") in text
+
+
+def test_eval_systolic_json_with_array(layer_file, capsys):
+    argv = ["eval", "--design", "sysmt4", "--layer", str(layer_file), "--json",
+            "--array", "4x3"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    layer = load_layer(layer_file)
+    options = dict(rows=4, cols=3)
+    output, counts = nbsmt_layer_output(layer, SySMTParams(threads=4, **options))
+    differing, largest, rms = _naive_error(output, layer_output(layer))
+    assert result["options"] == options and result["exact"] is False
+    assert result["output_matches"] is False
+    assert result["cycles"] == get_design("sysmt4").cycles(layer, **options)
+    assert result["ideal_cycles"] == math.ceil(layer.macs / (4 * 4 * 3))
+    assert result["reference_cycles"] == get_design("sysmt1").cycles(layer, **options)
+    assert result["relative_to"] == "sysmt1"
+    assert result["speedup_over_reference"] == result["reference_cycles"] / result["cycles"]
+    assert result["baseline_cycles"] == get_design("baseline").cycles(layer)
+    assert result["counts"] == counts
+    assert result["error"] == {"values": 420, "differing": differing,
+                               "differ_fraction": differing / 420, "max_abs_error": largest,
+                               "rel_rms_error": pytest.approx(rms, rel=1e-12),
+                               "squeezed_fraction": counts["squeezed"] / counts["active"]}
+
+
+def test_eval_exact_systolic_mismatch_fails_approximate_does_not(layer_file, capsys,
+                                                                  monkeypatch):
+    def wrong(layer, **options):
+        output = layer_output(layer)
+        output[0, 0, 0] += 1
+        return output, {}
+
+    monkeypatch.setitem(DESIGNS, "sysmt1", dataclasses.replace(DESIGNS["sysmt1"],
+                                                               output_counts=wrong))
+    assert main(["eval", "--design", "sysmt1", "--layer", str(layer_file)]) == 1
+    captured = capsys.readouterr()
+    assert "output          DIFFERS FROM golden.layers.layer_output" in captured.out
+    assert captured.err.startswith("effectual eval: error: sysmt1's output differs from "
+                                   "golden.layers.layer_output: 1 of 420 values differ")
+    monkeypatch.setitem(DESIGNS, "sysmt2", dataclasses.replace(DESIGNS["sysmt2"],
+                                                               output_counts=wrong))
+    assert main(["eval", "--design", "sysmt2", "--layer", str(layer_file)]) == 0
+    captured = capsys.readouterr()
+    assert "output          approximate: 1 of 420 values differ" in captured.out
+    assert captured.err == ""
+
+
+def test_eval_unsupported_layer(tmp_path, capsys):
+    layer = Layer(kind="fc", name="f16", weights=np.ones((3, 4), int),
+                  activations=np.full(4, 1000), act_bits=16)
+    path = tmp_path / "f16.npz"
+    save_layer(path, layer)
+    assert main(["eval", "--design", "sysmt2", "--layer", str(path)]) == 2
+    assert capsys.readouterr().err == ("effectual eval: error: layer 'f16': sysmt2 cannot run "
+                                       "it: activations must be unsigned 8-bit, not 16-bit\n")
+    assert main(["eval", "--design", "tclp", "--layer", str(path)]) == 0
 
 
 def test_eval_missing_layer_file(tmp_path, capsys):

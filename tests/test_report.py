@@ -2,14 +2,20 @@
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
 
 from effectual.cli import main
-from golden.designs import BASELINE, DESIGNS
-from golden.layers import Layer, save_network
+from golden.designs import BASELINE, DESIGNS, design_output, load_designs
+from golden.dpred import layer_traffic
+from golden.layers import Layer, layer_output, save_network
 from golden.stats import POTENTIALS, STATISTICS, combine_images, layer_stats, network_stats
+
+load_designs()
+#: the designs whose output is approximate, and the reference of the second speedup
+APPROXIMATE = ["sysmt2", "sysmt4", "sparq"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -102,10 +108,14 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
         assert int(row[f"{name}_cycles_all_images"]) == cycles
         assert float(row[f"{name}_speedup"]) == totals[BASELINE] / cycles
         assert int(row[f"{name}_ideal_all_images"]) == ideals[name]
+    for name in APPROXIMATE:
+        assert float(row[f"{name}_speedup_over_sysmt1"]) == totals["sysmt1"] / totals[name]
 
     report = json.loads((out / "report.json").read_text())
     (analysis,) = report["networks"]
     assert report["group_size"] == 8 and list(report["designs"]) == list(DESIGNS)
+    assert {n: info["exact"] for n, info in report["design_info"].items()} == \
+        {n: n not in APPROXIMATE for n in DESIGNS}
     assert analysis["network"]["potentials"] == net["potentials"]
     assert [item["counts"] for item in analysis["layers"]] == [e["counts"] for e in per_layer]
     assert report["format"] == "effectual-report"
@@ -129,10 +139,15 @@ def test_report_files_and_numbers(network, tmp_path, capsys):
     # cycles are labelled as totals over the images, next to the image count
     names = list(DESIGNS)
     assert "| network | images | " + " | ".join(f"{n} cycles (all images)" for n in names) \
-        + " | " + " | ".join(f"{n} speedup" for n in names[1:]) + " |" in lines
+        + " | " + " | ".join(f"{n} speedup" for n in names[1:]) + " | " \
+        + " | ".join(f"{n} speedup over sysmt1" for n in APPROXIMATE) + " |" in lines
     assert "| tiny-net | 2 | " + " | ".join(f"{totals[n]:,}" for n in names) + " | " \
-        + " | ".join(f"{totals[BASELINE] / totals[n]:.2f}" for n in names[1:]) + " |" in lines
-    assert names == ["baseline", "stripes", "dstripes", "wskip", "tclp"]
+        + " | ".join(f"{totals[BASELINE] / totals[n]:.2f}" for n in names[1:]) + " | " \
+        + " | ".join(f"{totals['sysmt1'] / totals[n]:.2f}" for n in APPROXIMATE) \
+        + " |" in lines
+    known = ["baseline", "stripes", "dstripes", "wskip", "tclp", "sysmt1", "sysmt2", "sysmt4",
+             "sparq"]
+    assert [n for n in names if n in known] == known
     assert "| tiny-net | " + " | ".join(f"{ideals[n] / totals[n]:.2f}" for n in names) \
         + " |" in lines
     assert lines.count("| network | layers | images | MACs/image | bits | zero w | zero a | "
@@ -446,3 +461,245 @@ def test_earlier_report_files_are_replaced(network, tmp_path):
         (legacy / name).write_bytes(PNG_SIGNATURE)
     assert main(["report", str(directory), "-o", str(legacy)]) == 0
     assert sorted(p.name for p in legacy.iterdir()) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Systolic designs, output errors and DPRed traffic in the report
+# ---------------------------------------------------------------------------------------------
+
+def _naive_errors(layers, name, images):
+    """Per layer: [(differing, values, max |err|, relative RMS, counts)] of the first images."""
+    result = []
+    for per_image in layers:
+        entries = []
+        for layer in per_image[:images]:
+            output, counts = design_output(name, layer)
+            pairs = list(zip(output.ravel().tolist(), layer_output(layer).ravel().tolist()))
+            diffs = [o - e for o, e in pairs]
+            norm = math.sqrt(sum(e * e for _, e in pairs)) or 1.0
+            entries.append((sum(d != 0 for d in diffs), len(diffs), max(abs(d) for d in diffs),
+                            math.sqrt(sum(d * d for d in diffs)) / norm, counts))
+        result.append(entries)
+    return result
+
+
+def _check_error_row(row, name, entries):
+    if not entries:
+        for suffix in ("evaluated", "values", "differing", "differ_fraction", "max_abs",
+                       "rel_rms", "squeezed_fraction"):
+            assert row[f"{name}_error_{suffix}"] == ""
+        return
+    differing = sum(e[0] for e in entries)
+    values = sum(e[1] for e in entries)
+    assert int(row[f"{name}_error_evaluated"]) == len(entries)
+    assert int(row[f"{name}_error_values"]) == values
+    assert int(row[f"{name}_error_differing"]) == differing
+    assert float(row[f"{name}_error_differ_fraction"]) == differing / values
+    assert int(row[f"{name}_error_max_abs"]) == max(e[2] for e in entries)
+    assert float(row[f"{name}_error_rel_rms"]) == pytest.approx(
+        sum(e[3] for e in entries) / len(entries), rel=1e-12)
+    if name == "sparq":
+        assert row[f"{name}_error_squeezed_fraction"] == ""
+    else:
+        active = sum(e[4]["active"] for e in entries)
+        squeezed = sum(e[4]["squeezed"] for e in entries)
+        assert float(row[f"{name}_error_squeezed_fraction"]) == squeezed / active
+
+
+@pytest.mark.parametrize("images", ["1", "all", "0"])
+def test_report_design_errors(network, tmp_path, capsys, images):
+    directory, layers = network
+    out = tmp_path / "report"
+    assert main(["report", str(directory), "-o", str(out), "--error-images", images]) == 0
+    count = {"1": 1, "all": 2, "0": 0}[images]
+    with open(out / "layers.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(out / "networks.csv", newline="") as handle:
+        (net_row,) = list(csv.DictReader(handle))
+    per_design = {name: _naive_errors(layers, name, count) for name in APPROXIMATE}
+    for name, per_layer in per_design.items():
+        for row, entries in zip(rows, per_layer):
+            _check_error_row(row, name, entries)
+            sysmt1 = int(row["sysmt1_cycles_all_images"])
+            assert float(row[f"{name}_speedup_over_sysmt1"]) == \
+                sysmt1 / int(row[f"{name}_cycles_all_images"])
+        _check_error_row(net_row, name, [e for entries in per_layer for e in entries])
+    for name in DESIGNS:
+        assert f"{name}_error_rel_rms" in net_row or DESIGNS[name].exact
+        assert (f"{name}_error_rel_rms" in net_row) == (not DESIGNS[name].exact)
+    report = json.loads((out / "report.json").read_text())
+    assert report["networks"][0]["error_images"] == count
+    markdown = (out / "report.md").read_text()
+    assert ("| # | layer | sysmt2 / sysmt1 | sysmt4 / sysmt1 | sparq / sysmt1 | sysmt2 rel RMS | "
+            "sysmt4 rel RMS | sparq rel RMS | ") in markdown
+    assert (images == "1") == ("--error-images" not in report["command"])
+    lines = (out / "report.md").read_text().splitlines()
+    assert ("| network | design | layer outputs | values | differ | max abs err | rel RMS | "
+            "squeezed |") in lines
+    for name in APPROXIMATE:
+        error = report["networks"][0]["network"]["designs"][name]["error"]
+        if count == 0:
+            assert error is None
+            assert f"| tiny-net | {name} | - | - | - | - | - | - |" in lines
+        else:
+            squeezed = "-" if name == "sparq" else f"{100 * error['squeezed_fraction']:.1f} %"
+            assert (f"| tiny-net | {name} | {3 * count} | {error['values']:,} | "
+                    f"{100 * error['differ_fraction']:.1f} % | {error['max_abs_error']:,} | "
+                    f"{error['rel_rms_error']:.4f} | {squeezed} |") in lines
+
+
+def _naive_traffic(layers, group_size):
+    """Per layer and part: [uncompressed, compressed or None] summed over images, with each
+    layer's outputs the next layer's activations when the shapes match."""
+    result = []
+    for index, per_image in enumerate(layers):
+        sums = {part: [0, 0] for part in ("weights", "activations", "outputs", "total")}
+        for image, layer in enumerate(per_image):
+            following = layers[index + 1][image] if index + 1 < len(layers) else None
+            if following is not None and following.activations.shape == layer.output_shape:
+                traffic = layer_traffic(layer, group_size=group_size,
+                                        outputs=following.activations,
+                                        output_bits=following.act_bits,
+                                        output_signed=following.act_signed)
+            else:
+                traffic = layer_traffic(layer, group_size=group_size)
+            for part in sums:
+                sums[part][0] += traffic[part]["uncompressed_bytes"]
+                compressed = traffic[part]["compressed_bytes"]
+                sums[part][1] = None if compressed is None or sums[part][1] is None else \
+                    sums[part][1] + compressed
+        result.append(sums)
+    return result
+
+
+def test_report_dpred_traffic(tmp_path, capsys):
+    """A network whose first layer feeds the second directly (shapes match), then an fc."""
+    rng = np.random.default_rng(9)
+    w1 = rng.integers(-127, 128, (6, 3, 3, 3))
+    w2 = rng.integers(-20, 21, (5, 6, 3, 3))
+    w3 = rng.integers(-127, 128, (4, 30))
+    layers = [[], [], []]
+    for _ in range(2):
+        layers[0].append(Layer(kind="conv", name="a", weights=w1, padding=(1, 1, 1, 1),
+                               activations=rng.integers(0, 256, (3, 6, 5))))
+        layers[1].append(Layer(kind="conv", name="b", weights=w2,
+                               activations=rng.integers(0, 30, (6, 6, 5))
+                               * (rng.random((6, 6, 5)) < 0.5)))
+        layers[2].append(Layer(kind="fc", name="c", weights=w3,
+                               activations=rng.integers(0, 9, 30)))
+    directory = tmp_path / "net"
+    save_network(directory, iter(layers), name="feed", source="synthetic", bits=8,
+                 per_channel=False, images=[{"name": "a", "source": "rng"},
+                                            {"name": "b", "source": "rng"}])
+    for group_size in (16, 8):
+        out = tmp_path / f"report{group_size}"
+        extra = [] if group_size == 16 else ["--dpred-group-size", "8"]
+        assert main(["report", str(directory), "-o", str(out)] + extra) == 0
+        expected = _naive_traffic(layers, group_size)
+        with open(out / "layers.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        with open(out / "networks.csv", newline="") as handle:
+            (net_row,) = list(csv.DictReader(handle))
+        for row, sums in zip(rows, expected):
+            assert int(row["dpred_group_size"]) == group_size
+            for part, (uncompressed, compressed) in sums.items():
+                assert int(row[f"dpred_{part}_uncompressed_bytes"]) == uncompressed
+                if compressed is None:
+                    assert row[f"dpred_{part}_compressed_bytes"] == ""
+                    assert row[f"dpred_{part}_ratio"] == ""
+                else:
+                    assert int(row[f"dpred_{part}_compressed_bytes"]) == compressed
+                    assert float(row[f"dpred_{part}_ratio"]) == compressed / uncompressed
+        # the first layer's outputs are the second's activations; the last ones are unknown
+        assert expected[0]["outputs"][1] is not None and expected[1]["outputs"][1] is None
+        totals = {}
+        for part in ("weights", "activations", "outputs"):
+            uncompressed = sum(sums[part][0] for sums in expected)
+            compressed = sum(sums[part][1] if sums[part][1] is not None else sums[part][0]
+                             for sums in expected)
+            totals[part] = (uncompressed, compressed)
+            assert int(net_row[f"dpred_{part}_uncompressed_bytes"]) == uncompressed
+            assert int(net_row[f"dpred_{part}_compressed_bytes"]) == compressed
+        total = (sum(u for u, _ in totals.values()), sum(c for _, c in totals.values()))
+        assert int(net_row["dpred_total_uncompressed_bytes"]) == total[0]
+        assert int(net_row["dpred_total_compressed_bytes"]) == total[1]
+        assert int(rows[2]["dpred_total_compressed_bytes"]) == \
+            expected[2]["weights"][1] + expected[2]["activations"][1] + expected[2]["outputs"][0]
+        report = json.loads((out / "report.json").read_text())
+        (analysis,) = report["networks"]
+        assert analysis["dpred"] == {"group_size": group_size, "word_width": 32,
+                                     "variant": "best"}
+        assert analysis["network"]["traffic"]["total"]["compressed_bytes"] == total[1]
+        markdown = (out / "report.md").read_text()
+        assert f"### DPRed off-chip traffic (G = {group_size}, 32-bit words" in markdown
+        assert (f"| feed | {totals['weights'][0]:,} | {totals['weights'][1]:,} | "
+                f"{totals['weights'][1] / totals['weights'][0]:.2f} | ") in markdown
+        assert (f" | {total[0]:,} | {total[1]:,} | {total[1] / total[0]:.2f} |"
+                in markdown)
+        assert (report["command"].endswith("--dpred-group-size 8")) == (group_size == 8)
+
+
+def test_report_unsupported_designs_on_a_16_bit_network(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    layers = [[Layer(kind="fc", name="f", weights=rng.integers(-300, 300, (4, 20)),
+                     activations=rng.integers(0, 4000, 20), act_bits=16, weight_bits=16)]]
+    directory = tmp_path / "wide"
+    save_network(directory, iter(layers), name="wide", source="synthetic", bits=16,
+                 per_channel=False, images=[{"name": "a", "source": "rng"}])
+    out = tmp_path / "report"
+    assert main(["report", str(directory), "-o", str(out)]) == 0
+    reason = "weights must be 8-bit, not 16-bit"
+    for filename in ("layers.csv", "networks.csv"):
+        with open(out / filename, newline="") as handle:
+            (row,) = list(csv.DictReader(handle))
+        for name in ("sysmt1", "sysmt2", "sysmt4", "sparq"):
+            assert row[f"{name}_unsupported"] == reason
+            for key in ("cycles_all_images", "ideal_all_images", "speedup",
+                        "achieved_over_ideal"):
+                assert row[f"{name}_{key}"] == ""
+        assert row["sysmt2_error_rel_rms"] == "" and row["sparq_speedup_over_sysmt1"] == ""
+        assert int(row["tclp_cycles_all_images"]) == DESIGNS["tclp"].cycles(layers[0][0])
+    markdown = (out / "report.md").read_text()
+    assert f"sysmt1 on wide: {reason}" in markdown
+    assert "| wide | sysmt2 | - | - | - | - | - | - |" in markdown
+    png = out / "wide.png"
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--error-images", "some"], "--error-images must be a count (0 or more) or 'all', not "
+                                 "'some'"),
+    (["--error-images", "-1"], "--error-images must be a count (0 or more) or 'all', not '-1'"),
+    (["--dpred-group-size", "0"], "--dpred-group-size must be an integer from 1 to 256, not 0"),
+    (["--dpred-group-size", "257"],
+     "--dpred-group-size must be an integer from 1 to 256, not 257"),
+])
+def test_report_option_errors(network, tmp_path, capsys, extra, message):
+    directory, _ = network
+    assert main(["report", str(directory), "-o", str(tmp_path / "r")] + extra) == 2
+    assert capsys.readouterr().err == f"effectual report: error: {message}\n"
+    assert not (tmp_path / "r").exists()
+
+
+def test_analysis_agrees_with_the_sparq_bench(network):
+    """The report's figures for the systolic designs equal effectual.bench_sparq's own."""
+    from effectual.bench_sparq import modes, network_metrics
+    from effectual.stats import analyze_network
+
+    directory, _ = network
+    analysis = analyze_network(directory, error_images=None, dpred_group_size=None)
+    selected = [m for m in modes() if m[0] in ("sparq-5opt-round", "sysmt2", "sysmt4")]
+    metrics = network_metrics(directory, images=2, selected=selected, log=lambda *a: None)
+    designs = analysis["network"]["designs"]
+    images = analysis["images"]
+    for threads in (1, 2, 4):
+        assert designs[f"sysmt{threads}"]["cycles_all_images"] == \
+            images * metrics["cycles"][str(threads)]
+    for name in ("sysmt2", "sysmt4"):
+        assert designs[name]["speedup_over_reference"] == pytest.approx(
+            metrics["speedup"][name], rel=1e-12)
+        assert designs[name]["error"]["rel_rms_error"] == pytest.approx(
+            metrics["error"][name], rel=1e-12)
+        assert designs[name]["error"]["squeezed_fraction"] == metrics["squeezed"][name]
+    assert designs["sparq"]["error"]["rel_rms_error"] == pytest.approx(
+        metrics["error"]["sparq-5opt-round"], rel=1e-12)
