@@ -1,8 +1,8 @@
 """``effectual eval --design D --layer FILE``: run one layer file through a design's golden model.
 
 The design (a name in :data:`golden.designs.DESIGNS` after :func:`golden.designs.load_designs`:
-``baseline``, ``stripes``, ``dstripes``, ``wskip``, ``tclp``, ``sysmt1``, ``sysmt2``,
-``sysmt4``, ``sparq``, ...) computes the layer's output through its datapath
+``baseline``, ``stripes``, ``dstripes``, ``wskip``, ``tclp``, ``pragmatic``, ``tcle``,
+``sysmt1``, ``sysmt2``, ``sysmt4``, ``sparq``) computes the layer's output through its datapath
 (:func:`golden.designs.design_output`), which is compared with
 :func:`golden.layers.layer_output`:
 
@@ -22,8 +22,10 @@ the 8-bit systolic arrays) is a one-line error.
 
 Options: ``--tile FxNxW`` (the tile designs; filters x lanes x windows; default 16x16x1 for the
 bit-parallel designs, 16x16x<act_bits> for the bit-serial ones), ``--array RxC`` (the systolic
-designs; rows 2..16 x columns 1..16, default 16x16), ``--pattern P`` (wskip, tclp; default
-``T<2,5>``), ``--run-ahead R`` (tclp; default 0 = columns in lock-step, the RTL); an option a
+designs; rows 2..16 x columns 1..16, default 16x16), ``--pattern P`` (wskip, tclp, tcle; default
+``T<2,5>``), ``--run-ahead R`` (tclp, pragmatic, tcle; default 0 = columns in lock-step, the
+RTL), ``--encoding booth|naf|binary`` and ``--first-stage-bits L1`` (pragmatic, tcle; defaults
+booth and 2); an option a
 design does not take (its cycle model has no such keyword) is a one-line error naming the
 designs that take it. ``--json`` prints one JSON object instead of the text lines;
 ``--out Y.npy`` writes the design's output (int64, conv ``[K, OH, OW]``, fc ``[K]``; written
@@ -42,7 +44,8 @@ _TILE = re.compile(r"^(\d+)x(\d+)x(\d+)$")
 _ARRAY = re.compile(r"^(\d+)x(\d+)$")
 #: command-line option -> the keyword of the design's cycle model it sets
 _KEYWORDS = {"--tile": "filters", "--array": "rows", "--pattern": "pattern",
-             "--run-ahead": "run_ahead"}
+             "--run-ahead": "run_ahead", "--encoding": "encoding",
+             "--first-stage-bits": "first_stage_bits"}
 
 
 def add_arguments(parser):
@@ -63,6 +66,10 @@ def add_arguments(parser):
                              "(default) or '(dt,dl),...'")
     parser.add_argument("--run-ahead", type=int, metavar="R",
                         help="tclp: rows a column may run ahead (default 0 = lock-step)")
+    parser.add_argument("--encoding", choices=("booth", "naf", "binary"),
+                        help="pragmatic/tcle: activation term encoding (default booth)")
+    parser.add_argument("--first-stage-bits", type=int, metavar="L1",
+                        help="pragmatic/tcle: first-stage shift window bits (default 2)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", metavar="Y.npy", help="write the design's output (int64)")
 
@@ -169,7 +176,9 @@ def run(args):
     load_designs()
     design = get_design(args.design)  # unknown design: one-line error before reading anything
     check_options(args.design, {"--tile": args.tile, "--array": args.array,
-                                "--pattern": args.pattern, "--run-ahead": args.run_ahead})
+                                "--pattern": args.pattern, "--run-ahead": args.run_ahead,
+                                "--encoding": args.encoding,
+                                "--first-stage-bits": args.first_stage_bits})
     options = {}
     if args.tile is not None:
         options["filters"], options["lanes"], options["windows"] = parse_tile(args.tile)
@@ -179,6 +188,10 @@ def run(args):
         options["pattern"] = args.pattern
     if args.run_ahead is not None:
         options["run_ahead"] = args.run_ahead
+    if args.encoding is not None:
+        options["encoding"] = args.encoding
+    if args.first_stage_bits is not None:
+        options["first_stage_bits"] = args.first_stage_bits
     layer = load_layer(args.layer)
     results, output, mismatch = evaluate(layer, args.design, **options)
     if args.out:

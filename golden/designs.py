@@ -106,7 +106,7 @@ __all__ = ["Design", "DESIGNS", "BASELINE", "DESIGN_MODULES", "register", "get_d
            "design_output", "output_error", "combine_errors"]
 
 #: modules that register more designs when imported (``load_designs`` imports them)
-DESIGN_MODULES = ("golden.approx_designs",)
+DESIGN_MODULES = ("golden.pragmatic", "golden.approx_designs")
 
 #: the design every speedup is relative to
 BASELINE = "baseline"

@@ -28,7 +28,8 @@ def layer_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("design", ["baseline", "stripes", "dstripes", "wskip", "tclp"])
+@pytest.mark.parametrize("design", ["baseline", "stripes", "dstripes", "wskip", "tclp",
+                                    "pragmatic", "tcle"])
 def test_eval_each_design(design, layer_file, tmp_path, capsys):
     out = tmp_path / "y.npy"
     assert main(["eval", "--design", design, "--layer", str(layer_file), "--out", str(out)]) == 0
@@ -60,6 +61,20 @@ def test_eval_json_and_options(layer_file, capsys):
     assert result["speedup"] == result["baseline_cycles"] / result["cycles"]
     assert result["achieved_over_ideal"] == result["ideal_cycles"] / result["cycles"]
     assert result["output_shape"] == [20, 7, 3]
+
+
+@pytest.mark.parametrize("design", ["pragmatic", "tcle"])
+def test_eval_term_serial_options(design, layer_file, capsys):
+    argv = ["eval", "--design", design, "--layer", str(layer_file), "--json", "--tile", "8x8x4",
+            "--encoding", "naf", "--first-stage-bits", "3", "--run-ahead", "1"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    options = dict(filters=8, lanes=8, windows=4, run_ahead=1, encoding="naf",
+                   first_stage_bits=3)
+    layer = load_layer(layer_file)
+    assert result["options"] == options and result["output_matches"] is True
+    assert result["cycles"] == get_design(design).cycles(layer, **options)
+    assert result["cycles"] != get_design(design).cycles(layer, filters=8, lanes=8, windows=4)
 
 
 def test_eval_mismatch_is_an_error(layer_file, tmp_path, capsys, monkeypatch):
@@ -109,18 +124,20 @@ def test_eval_unknown_design_lists_the_registry(layer_file, capsys):
 
 
 #: the designs of golden/designs.py and golden/approx_designs.py, in registration order
-KNOWN = ["baseline", "stripes", "dstripes", "wskip", "tclp", "sysmt1", "sysmt2", "sysmt4",
-         "sparq"]
+KNOWN = ["baseline", "stripes", "dstripes", "wskip", "tclp", "pragmatic", "tcle", "sysmt1",
+         "sysmt2", "sysmt4", "sparq"]
 #: option -> the known designs that take it (other modules may register more takers)
-TAKERS = {"--tile": ["baseline", "stripes", "dstripes", "wskip", "tclp"],
+TAKERS = {"--tile": ["baseline", "stripes", "dstripes", "wskip", "tclp", "pragmatic", "tcle"],
           "--array": ["sysmt1", "sysmt2", "sysmt4", "sparq"],
-          "--pattern": ["wskip", "tclp"], "--run-ahead": ["tclp"]}
+          "--pattern": ["wskip", "tclp", "tcle"], "--run-ahead": ["tclp", "pragmatic", "tcle"],
+          "--encoding": ["pragmatic", "tcle"], "--first-stage-bits": ["pragmatic", "tcle"]}
 
 
 @pytest.mark.parametrize("design,option,value", [
     ("tclp", "--array", "8x8"), ("sysmt2", "--tile", "8x8x1"), ("sparq", "--pattern", "T<2,5>"),
     ("sysmt4", "--run-ahead", "1"), ("baseline", "--pattern", "T<2,5>"),
-    ("wskip", "--run-ahead", "1"), ("sysmt1", "--pattern", "none")])
+    ("wskip", "--run-ahead", "1"), ("sysmt1", "--pattern", "none"),
+    ("tclp", "--encoding", "naf"), ("baseline", "--first-stage-bits", "3")])
 def test_eval_option_does_not_apply(design, option, value, layer_file, capsys):
     assert main(["eval", "--layer", str(layer_file), "--design", design, option, value]) == 2
     err = capsys.readouterr().err
