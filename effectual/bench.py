@@ -27,6 +27,11 @@ __all__ = ["add_arguments", "run", "measure", "format_table", "golden_suite", "S
 #: suite name -> "module:function" (imported only when the suite runs)
 SUITES = {
     "golden": "effectual.bench:golden_suite",
+    "fpraker": "effectual.bench_fpraker:suite",
+    "tcl": "effectual.bench_tcl:suite",
+    "dpred": "effectual.bench_dpred:suite",
+    "sparq": "effectual.bench_sparq:suite",
+    "tcle": "effectual.bench_tcle:suite",
 }
 
 #: default number of values per kernel

@@ -63,10 +63,10 @@ def params_from_args(block, args):
         value = getattr(args, field.name, None)
         if value is None:
             continue
-        if field.type not in (bool, "bool"):
+        if field.type not in (bool, "bool", str, "str"):
             try:
                 value = int(value, 0)
             except ValueError:
                 raise ValueError(f"{field.name} must be an integer, not {value!r}") from None
         kwargs[field.name] = value
-    return block.params_class(**kwargs)
+    return dataclasses.replace(block.default_params(), **kwargs)

@@ -23,9 +23,13 @@ SUBCOMMANDS = {
     "synth":   ("effectual.synth", "Yosys cell and LUT counts for iCE40 and ECP5"),
     "bench":   ("effectual.bench", "golden-model throughput in values per second"),
     "board":   ("effectual.board", "build (and optionally program) an FPGA bitstream of one block"),
+    "fpga":    ("effectual.fpga", "tile bitstream with UART host link and self-test for a board"),
     "import":  ("effectual.importers", "turn a trained ONNX/TFLite model into layer files"),
     "stats":   ("effectual.stats", "value statistics of a directory of layer files"),
     "report":  ("effectual.report", "Markdown/CSV/JSON/PNG report of a directory of layer files"),
+    "compress": ("effectual.compress", "DPRed-compressed sizes of a layer file or a network"),
+    "eval":    ("effectual.evaluate", "a layer on a design's golden model: check, cycles"),
+    "sim":     ("effectual.simulate", "a layer on a design's RTL tile (cocotb): check, cycles"),
 }
 
 

@@ -109,7 +109,7 @@ def run(args):
             raise UsageError("--all emits default configurations; give no BLOCK or parameters")
         for name, block in BLOCKS.items():
             path = args.output / f"{block.module_name}.v"
-            write_block(name, block.params_class(), path)
+            write_block(name, block.default_params(), path)
             print(f"wrote {path}")
         return 0
     if args.block is None:

