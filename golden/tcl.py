@@ -1,6 +1,6 @@
 """Bit-Tactical (TCL) tile golden model: lowering, static weight scheduler, execution, precision.
 
-This is the golden side of ``/work/notes/tcl-contract.md`` (issue 4). numpy only.
+This is the golden side of ``docs/tcl-contract.md``. numpy only.
 
 Lowering (:func:`lower`)
 ------------------------

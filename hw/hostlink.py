@@ -2,7 +2,7 @@
 
 `HostLink` parses request frames from a byte stream (the UART receiver), checks them (sync byte,
 length, CRC, inter-byte timeout), executes the command against its on-chip buffers and the tile
-(the host interface of /work/notes/tcl-contract.md) and sends one reply frame per request. It
+(the host interface of docs/tcl-contract.md) and sends one reply frame per request. It
 also runs the built-in self-test from vectors baked in at build time.
 """
 

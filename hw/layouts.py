@@ -87,7 +87,7 @@ def schedule_row_layout(params):
     ``skip`` (``unsigned(advance_bits)``); slot ``s = f*N + l`` is filter ``f``, lane ``l``.
     ``select`` and ``skip`` are left out when they are zero bits wide (pattern ``"none"``). This
     is the word `golden.tcl` ``Schedule.pack`` produces (the contract in
-    /work/notes/tcl-contract.md).
+    docs/tcl-contract.md).
     """
     _check_tile_params(params)
     slots = params.filters * params.lanes

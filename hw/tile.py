@@ -1,6 +1,6 @@
 """Bit-Tactical tile: the weight-skipping front end with a bit-serial (TCLp) or bit-parallel back end.
 
-The tile and its host interface are defined in /work/notes/tcl-contract.md (the contract shared
+The tile and its host interface are defined in docs/tcl-contract.md (the contract shared
 with `golden.tcl`): a tile has F filter lanes x N weight lanes x W windows (columns); the weight
 memory holds the packed schedule rows the static scheduler produced (`hw.layouts.
 schedule_row_layout`), the activation memory holds the T dense activation rows of each of the W

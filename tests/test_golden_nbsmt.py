@@ -1,4 +1,4 @@
-"""golden.nbsmt against transcriptions of the NB-SMT rules (spec section 2, issue 8).
+"""golden.nbsmt against transcriptions of the NB-SMT rules (the NB-SMT spec, section 2).
 
 Squeezing is checked exhaustively (every uint8 activation, every int8 weight) against Python's
 own round-half-to-even; the 2-thread PE exhaustively over every activation pair x every weight
