@@ -32,6 +32,7 @@ SUITES = {
     "dpred": "effectual.bench_dpred:suite",
     "sparq": "effectual.bench_sparq:suite",
     "tcle": "effectual.bench_tcle:suite",
+    "area": "effectual.bench_area:suite",
 }
 
 #: default number of values per kernel

@@ -30,6 +30,17 @@ design does not take (its cycle model has no such keyword) is a one-line error n
 designs that take it. ``--json`` prints one JSON object instead of the text lines;
 ``--out Y.npy`` writes the design's output (int64, conv ``[K, OH, OW]``, fc ``[K]``; written
 even when it mismatches, for inspection).
+
+Float designs (``fpraker``, ``bf16mac``: :data:`golden.fpraker_layers.FLOAT_DESIGNS`, a second
+registry, because ``Design.output`` is int64 and exact against the integer output) run the
+layer's float view (dequantized, rounded to float32 then bfloat16) through
+:func:`golden.fpraker_layers.evaluate_float_layer`: printed are the cycles on ``--pes P``
+processing elements (default 16, the same for both designs), the BF16 MAC baseline's cycles,
+the ideal cycles, speedup, achieved/ideal and the output error against the exact dot products
+of the same bfloat16 inputs (max abs / max relative / relative RMS, and how many outputs are
+within `golden.fpraker.error_bound`: any output outside it is exit status 1). ``--outputs N``
+evaluates only the first N outputs (``(k, oy, ox)`` order). ``--out`` writes float32 (conv
+``[K, OH, OW]``, fc ``[K]``; ``[N]`` with ``--outputs``).
 """
 
 import inspect
@@ -52,7 +63,8 @@ def add_arguments(parser):
     """Add the ``eval`` arguments to ``parser``."""
     parser.add_argument("--design", required=True, metavar="D",
                         help="baseline, stripes, dstripes, wskip, tclp, sysmt1, sysmt2, "
-                             "sysmt4, sparq (every name in golden.designs.DESIGNS)")
+                             "sysmt4, sparq (every name in golden.designs.DESIGNS), and the "
+                             "float designs fpraker, bf16mac")
     parser.add_argument("--layer", required=True, metavar="FILE",
                         help="a layer file (.npz, golden.layers format)")
     parser.add_argument("--tile", metavar="FxNxW",
@@ -70,6 +82,10 @@ def add_arguments(parser):
                         help="pragmatic/tcle: activation term encoding (default booth)")
     parser.add_argument("--first-stage-bits", type=int, metavar="L1",
                         help="pragmatic/tcle: first-stage shift window bits (default 2)")
+    parser.add_argument("--pes", type=int, metavar="P",
+                        help="fpraker/bf16mac: processing elements (default 16)")
+    parser.add_argument("--outputs", type=int, metavar="N",
+                        help="fpraker/bf16mac: evaluate only the first N outputs")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", metavar="Y.npy", help="write the design's output (int64)")
 
@@ -173,6 +189,14 @@ def run(args):
     from golden.designs import get_design, load_designs
     from golden.layers import load_layer
 
+    from golden.fpraker_layers import FLOAT_DESIGNS
+
+    if args.design in FLOAT_DESIGNS:
+        return _run_float(args)
+    for option in ("pes", "outputs"):
+        if getattr(args, option, None) is not None:
+            raise ValueError(f"--{option} applies to {_names(FLOAT_DESIGNS)} only, "
+                             f"not {args.design}")
     load_designs()
     design = get_design(args.design)  # unknown design: one-line error before reading anything
     check_options(args.design, {"--tile": args.tile, "--array": args.array,
@@ -229,5 +253,52 @@ def run(args):
     if mismatch is not None and design.exact:
         print(f"effectual eval: error: {args.design}'s output differs from "
               f"golden.layers.layer_output: {mismatch}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_float(args):
+    """``eval`` of a float design (module docs); return 0, or 1 if an output is outside the
+    proven error bound."""
+    import sys
+
+    from golden.fpraker_layers import DEFAULT_PES, evaluate_float_layer
+    from golden.layers import load_layer
+
+    for option in ("tile", "array", "pattern", "run_ahead", "encoding", "first_stage_bits"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"--{option.replace('_', '-')} does not apply to {args.design}")
+    pes = DEFAULT_PES if args.pes is None else args.pes
+    layer = load_layer(args.layer)
+    result = evaluate_float_layer(layer, args.design, pes=pes, outputs=args.outputs)
+    results = result.results
+    if args.out:
+        output = result.output
+        if results["outputs"] == results["total_outputs"]:
+            output = output.reshape(layer.output_shape)
+        with open(args.out, "wb") as handle:
+            np.save(handle, output.astype(np.float32))
+    error = results["error"]
+    if args.json:
+        print(json.dumps(results))
+    else:
+        p = results["params"]
+        print(f"{args.layer}: layer {layer.name!r} ({layer.kind}, {layer.macs:,} MACs) in "
+              f"bfloat16 on {args.design} (pes={pes}, lanes={p['lanes']}, "
+              f"acc_width={p['acc_width']}, encoding={p['encoding']})")
+        print(f"outputs         {results['outputs']:,} of {results['total_outputs']:,}")
+        print(f"cycles          {results['cycles']:,}")
+        print(f"baseline cycles {results['baseline_cycles']:,} (bf16mac)")
+        print(f"ideal cycles    {results['ideal_cycles']:,.1f}")
+        print(f"speedup         {results['speedup']:.3f}")
+        print(f"achieved/ideal  {results['achieved_over_ideal']:.3f}")
+        print(f"max abs error   {error['max_abs_error']:.3e}")
+        print(f"max rel error   {error['max_rel_error']:.3e}")
+        print(f"rel RMS error   {error['rel_rms_error']:.3e}")
+        print(f"error/bound     {error['max_error_over_bound']:.3f} (max)")
+        print(f"within bound    {error['within_bound']:,} of {results['outputs']:,}")
+    if error["outside_bound"]:
+        print(f"effectual eval: error: {error['outside_bound']} of {args.design}'s outputs are "
+              f"outside golden.fpraker.error_bound", file=sys.stderr)
         return 1
     return 0

@@ -37,8 +37,9 @@ BOARD_TILES = {
                       act_signed=False, pattern="T<2,5>", weight_rows=128, act_rows=128),
 }
 #: per-design changes to `BOARD_TILES`: the iCEBreaker's UP5K has 8 DSP blocks, so the
-#: bit-parallel tile (F*N*W multipliers) gets one window there
-DESIGN_TILES = {("icebreaker", "bit-parallel"): dict(windows=1)}
+#: bit-parallel tile (baseline, wskip: F*N*W multipliers) gets one window there
+DESIGN_TILES = {("icebreaker", "baseline"): dict(windows=1),
+                ("icebreaker", "wskip"): dict(windows=1)}
 #: patterns tried (in order) to recognise a board's pattern from the CRC in its VERSION info
 KNOWN_PATTERNS = ["none", "T<2,5>"] + [f"L<{h},{d}>" for h in range(0, 8) for d in range(0, 8)
                                          if h + d]
@@ -58,13 +59,19 @@ def parse_tile(text):
 def board_params(board, *, design="tclp", tile=None, **overrides):
     """Return the `TileParams` for ``design`` on ``board``: `BOARD_TILES` (and `DESIGN_TILES`)
     with ``tile`` (``"FxNxW"``) and ``overrides`` (TileParams fields; None values ignored)
-    applied."""
+    applied. ``baseline`` and ``dstripes`` have pattern ``none`` (`hw.board_tile.FIXED_PATTERNS`);
+    a ``pattern`` override for them is a ``ValueError``."""
     from hw.board import get_board
+    from hw.board_tile import FIXED_PATTERNS
     from hw.params import TileParams
 
     get_board(board)
     fields = dict(BOARD_TILES[board])
     fields.update(DESIGN_TILES.get((board, design), {}))
+    if design in FIXED_PATTERNS:
+        if overrides.get("pattern") not in (None, FIXED_PATTERNS[design]):
+            raise ValueError(f"--pattern applies to wskip and tclp only, not {design}")
+        fields["pattern"] = FIXED_PATTERNS[design]
     if tile is not None:
         fields["filters"], fields["lanes"], fields["windows"] = parse_tile(tile)
     fields.update({k: v for k, v in overrides.items() if v is not None})
@@ -190,7 +197,8 @@ def format_summary(result):
 
 def _add_tile_options(parser, *, prefix=""):
     parser.add_argument("--design", dest=f"{prefix}design", default="tclp", metavar="D",
-                        help="tile design: tclp or bit-parallel (default tclp)")
+                        help="tile design: baseline, dstripes (no pattern), wskip or tclp "
+                             "(default tclp)")
     parser.add_argument("--tile", dest=f"{prefix}tile", metavar="FxNxW",
                         help="filters x lanes x windows (default: sized to the board)")
 
@@ -201,7 +209,8 @@ def add_arguments(parser):
 
     parser.add_argument("--board", required=True, help=f"board: {', '.join(BOARDS)}")
     _add_tile_options(parser)
-    parser.add_argument("--pattern", help="connectivity pattern (default: the board's)")
+    parser.add_argument("--pattern", help="connectivity pattern of wskip and tclp (default: the "
+                                          "board's)")
     parser.add_argument("--weight-width", type=int, metavar="N")
     parser.add_argument("--act-width", type=int, metavar="N")
     parser.add_argument("--signed-acts", action="store_true", default=None,
@@ -304,6 +313,7 @@ class _SimPins:
 def board_run(args):
     """``effectual board run``: run a layer on a board; return 0 if it matches golden, else 1."""
     from golden.layers import load_layer
+    from hw.board_tile import design_name
 
     from .cli import UsageError
     from .driver import Board, SerialTransport
@@ -325,7 +335,7 @@ def board_run(args):
     info = board.handshake()
     params = params_from_info(info)
     board.expect(params)
-    print(f"board: {'TCLp (bit-serial)' if info.serial else 'bit-parallel'} tile "
+    print(f"board: {design_name(info.serial, params.pattern)} tile "
           f"{params.filters}x{params.lanes}x{params.windows} pattern {params.pattern}, "
           f"{info.clock_hz / 1e6:g} MHz, self-test {'present' if info.selftest else 'absent'}")
     status = board.status()

@@ -72,6 +72,7 @@ from pathlib import Path
 from effectual.stats import (CYCLES, IDEAL, LEGEND, POTENTIAL_COLUMNS, UNITS, add_grouping_argument,
                              analyze_network, check_grouping, check_network_dir, describe,
                              jsonable, short_names)
+from effectual import report_fpraker
 from golden import stats as golden_stats
 
 __all__ = ["add_arguments", "run", "write_report", "prepare_output", "REPORT_FORMAT"]
@@ -104,6 +105,7 @@ def add_arguments(parser):
     parser.add_argument("--error-images", default="1", metavar="N",
                         help="images on which the output error of the approximate designs is "
                              "measured: a count (default 1, the first image; 0: none) or all")
+    report_fpraker.add_arguments(parser)
 
 
 def _safe(name):
@@ -581,6 +583,7 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
                    "act_bits": layer["act_bits"], "weight_bits": layer["weight_bits"],
                    "act_signed": layer["act_signed"], "group_size": layer["group_size"]}
             row.update(_common_columns(layer, design_names, analysis.get("dpred")))
+            row.update(report_fpraker.columns(analyses, analysis, layer["name"]))
             layer_rows.append(row)
         net = analysis["network"]
         row = {"network": analysis["name"], "directory": analysis["directory"],
@@ -592,6 +595,7 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
         row.update(_common_columns(net, design_names, analysis.get("dpred")))
         for key, value in net["pooled_stats"].items():
             row[f"pooled_{key}"] = value
+        row.update(report_fpraker.columns(analyses, analysis))
         network_rows.append(row)
     for filename, rows in (("layers.csv", layer_rows), ("networks.csv", network_rows)):
         _write_csv(output / filename, rows)
@@ -628,8 +632,9 @@ def write_report(analyses, output, *, group_size=16, command="", act_grouping="p
     written.append(output / "summary.png")
 
     path = output / "report.md"
-    path.write_text(_markdown(analyses, names, descriptions, group_size, command,
-                              act_grouping) + "\n")
+    path.write_text("\n".join([_markdown(analyses, names, descriptions, group_size, command,
+                                         act_grouping)]
+                              + report_fpraker.markdown(analyses, _md_table)) + "\n")
     written.append(path)
     return written
 
@@ -662,6 +667,7 @@ def run(args):
     act_grouping = check_grouping(args.act_grouping)
     dpred_group_size = check_int("--dpred-group-size", args.dpred_group_size, 1, 256)
     error_images = parse_error_images(args.error_images)
+    fpraker_images, fpraker_outputs, fpraker_pes = report_fpraker.options(args)
     total = 0
     for directory in args.directories:
         check_network_dir(directory)
@@ -680,6 +686,8 @@ def run(args):
                                                 act_grouping=act_grouping, progress=bar.update,
                                                 error_images=error_images,
                                                 dpred_group_size=dpred_group_size))
+        report_fpraker.analyze(analyses, args.directories, fpraker_images, fpraker_outputs,
+                               fpraker_pes)
     except BaseException:
         for path in reversed(created):
             try:
@@ -692,7 +700,8 @@ def run(args):
         + (["--group-size", str(group_size)] if group_size != 16 else [])
         + (["--act-grouping", act_grouping] if act_grouping != "pixel" else [])
         + (["--dpred-group-size", str(dpred_group_size)] if dpred_group_size != 16 else [])
-        + (["--error-images", str(args.error_images)] if error_images != 1 else []))
+        + (["--error-images", str(args.error_images)] if error_images != 1 else [])
+        + report_fpraker.command_options(args))
     written = write_report(analyses, args.output, group_size=group_size, command=command,
                            act_grouping=act_grouping)
     print(f"wrote {len(written)} files to {args.output}: "

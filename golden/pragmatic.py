@@ -191,15 +191,17 @@ def row_costs(layer, tile, *, offsets, encoding=DEFAULT_ENCODING,
               first_stage_bits=DEFAULT_FIRST_STAGE_BITS, filters=16, lanes=16, per_pe=False):
     """Return the cycles of every row of filter tile ``tile`` in every window.
 
-    ``offsets`` ``()`` is Pragmatic (dense rows, weights ignored, one cost per column);
-    otherwise TCLe with that pattern's schedule (zero-weight slots have no terms). Returns int64
+    ``offsets`` ``None`` is Pragmatic (dense rows, weights ignored, one cost per column);
+    a tuple is TCLe with that pattern's schedule (zero-weight slots have no terms; ``()`` is
+    the TCLe back end without weight skipping, the TCLe tile with pattern ``"none"``). Returns int64
     ``[nW, R]`` (the largest PE of each column), or ``[nW, R, F]`` with ``per_pe`` (TCLe; for
     Pragmatic every PE of a column has the column's cost, returned broadcast).
     """
     model = tcl.layer_model(layer, filters=filters, lanes=lanes)
     masks_of = _masks_of(layer, encoding)
     cache = _COSTS.setdefault(model, {})
-    key = (tile if offsets else int(model.lowering.tile_mapping[tile]), offsets, encoding,
+    key = (tile if offsets is not None else int(model.lowering.tile_mapping[tile]), offsets,
+           encoding,
            first_stage_bits)
     if key not in cache:
         cache[key] = _row_costs(model, tile, offsets, masks_of, first_stage_bits)
@@ -213,7 +215,7 @@ def _row_costs(model, tile, offsets, masks_of, first_stage_bits):
     lowering = model.lowering
     rows = model.act_rows(lowering.tile_mapping[tile])  # [nW, T, N]
     nW = rows.shape[0]
-    if not offsets:
+    if offsets is None:
         masks = masks_of(rows)  # [nW, T, N]
         return pe_cycles(masks, first_stage_bits=first_stage_bits)[:, :, None]
     return _schedule_pe_costs(model.schedule(tile, offsets), masks_of(rows), first_stage_bits)
@@ -280,7 +282,7 @@ def _ideal(layer, offsets, filters, lanes, windows, encoding):
         if mapping not in terms:  # [T, N]: terms summed over the windows
             terms[mapping] = np.bitwise_count(masks_of(model.act_rows(mapping))).astype(
                 np.int64).sum(axis=0)
-        if offsets:
+        if offsets is not None:
             macs = (model.dense_rows(tile) != 0).sum(axis=1)  # [T, N]
         else:
             macs = lowering.valid_slots(tile).sum(axis=1)
@@ -291,7 +293,7 @@ def _ideal(layer, offsets, filters, lanes, windows, encoding):
 def pragmatic_cycles(layer, *, filters=16, lanes=16, windows=None, encoding=DEFAULT_ENCODING,
                      first_stage_bits=DEFAULT_FIRST_STAGE_BITS, run_ahead=0):
     """Cycles of ``pragmatic`` on ``layer`` (module docstring)."""
-    return _cycles(layer, (), filters, lanes, windows, encoding, first_stage_bits, run_ahead)
+    return _cycles(layer, None, filters, lanes, windows, encoding, first_stage_bits, run_ahead)
 
 
 def tcle_cycles(layer, *, filters=16, lanes=16, windows=None, encoding=DEFAULT_ENCODING,
@@ -307,7 +309,7 @@ def pragmatic_ideal(layer, *, filters=16, lanes=16, windows=None, encoding=DEFAU
     """Ideal (terms-only) cycles of ``pragmatic`` (module docstring)."""
     _check_first_stage(first_stage_bits)
     check_int("run_ahead", run_ahead, 0, 1 << 16)
-    return _ideal(layer, (), filters, lanes, windows, encoding)
+    return _ideal(layer, None, filters, lanes, windows, encoding)
 
 
 def tcle_ideal(layer, *, filters=16, lanes=16, windows=None, encoding=DEFAULT_ENCODING,
@@ -368,7 +370,7 @@ def loss_breakdown(layer, *, design="tcle", filters=16, lanes=16, windows=None,
     """
     if design not in ("pragmatic", "tcle"):
         raise ValueError(f"design must be 'pragmatic' or 'tcle', not {design!r}")
-    offsets = () if design == "pragmatic" else parse_pattern(
+    offsets = None if design == "pragmatic" else parse_pattern(
         pattern, lanes=check_int("lanes", lanes, 1, 4096))
     model, W, first_stage_bits, run_ahead = _options(layer, filters, lanes, windows, encoding,
                                                      first_stage_bits, run_ahead)

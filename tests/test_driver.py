@@ -162,7 +162,7 @@ def test_tile_options_and_board_params():
                                          r"e\.g\. 2x4x2, not '2x4'$"):
         parse_tile("2x4")
     assert board_params("icebreaker") == TileParams(**BOARD_TILES["icebreaker"])
-    assert board_params("icebreaker", design="bit-parallel") == TileParams(
+    assert board_params("icebreaker", design="wskip") == TileParams(
         **{**BOARD_TILES["icebreaker"], "windows": 1})
     assert board_params("ulx3s-85f", tile="1x2x3", pattern="none").windows == 3
     with pytest.raises(ValueError, match=r"^unknown board 'de0'"):

@@ -299,3 +299,77 @@ def test_bench_tcl_suite_on_a_tiny_network(tmp_path, monkeypatch, capsys):
     assert result["timing_seconds"]["layers_per_image"] == 2
     assert "tiny-8: 2 layers, 2 images" in capsys.readouterr().out
     json.dumps(result)
+
+
+# --------------------------------------------------------------- float designs (fpraker, bf16mac)
+
+@pytest.mark.parametrize("design", ["fpraker", "bf16mac"])
+def test_eval_float_design(design, layer_file, tmp_path, capsys):
+    from golden.fpraker_layers import evaluate_float_layer
+
+    out = tmp_path / "y.npy"
+    argv = ["eval", "--design", design, "--layer", str(layer_file), "--out", str(out),
+            "--pes", "4"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    layer = load_layer(layer_file)
+    expected = evaluate_float_layer(layer, design, pes=4)
+    saved = np.load(out)
+    assert saved.dtype == np.float32 and saved.shape == layer_output(layer).shape
+    assert saved.ravel().view(np.uint32).tolist() == expected.output.view(np.uint32).tolist()
+    r = expected.results
+    assert f"cycles          {r['cycles']:,}\n" in text
+    assert f"baseline cycles {r['baseline_cycles']:,} (bf16mac)\n" in text
+    assert f"ideal cycles    {r['ideal_cycles']:,.1f}\n" in text
+    assert f"speedup         {r['baseline_cycles'] / r['cycles']:.3f}\n" in text
+    assert f"within bound    420 of 420\n" in text
+    # independent: the float view's outputs are close to the float64 dequantized output
+    scale = float(layer.weight_scale) * layer.act_scale
+    real = layer_output(layer) * scale
+    assert np.max(np.abs(saved - real)) <= 2 ** -6 * np.max(np.abs(real))
+
+
+def test_eval_float_json_outputs_limit(layer_file, tmp_path, capsys):
+    out = tmp_path / "y.npy"
+    argv = ["eval", "--design", "fpraker", "--layer", str(layer_file), "--json", "--outputs", "7",
+            "--out", str(out)]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["outputs"] == 7 and result["total_outputs"] == 420 and result["pes"] == 16
+    assert np.load(out).shape == (7,)
+    assert result["error"]["outside_bound"] == 0
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--design", "fpraker", "--tile", "8x8x1"], "--tile does not apply to fpraker"),
+    (["--design", "bf16mac", "--encoding", "naf"], "--encoding does not apply to bf16mac"),
+    (["--design", "baseline", "--pes", "4"],
+     "--pes applies to fpraker and bf16mac only, not baseline"),
+    (["--design", "tclp", "--outputs", "4"],
+     "--outputs applies to fpraker and bf16mac only, not tclp"),
+    (["--design", "fpraker", "--outputs", "0"], "outputs must be an integer from 1 to 420, not 0"),
+    (["--design", "bf16mac", "--pes", "0"], "pes must be an integer from 1 to 1048576, not 0"),
+])
+def test_eval_float_errors(extra, message, layer_file, capsys):
+    assert main(["eval", "--layer", str(layer_file)] + extra) == 2
+    assert capsys.readouterr().err.strip() == f"effectual eval: error: {message}"
+
+
+def test_eval_float_bound_violation_fails(layer_file, capsys, monkeypatch):
+    from golden import bfloat, fpraker_layers
+
+    real = fpraker_layers.bf16_mac_dot
+
+    def wrong(a, b, params):
+        result = real(a, b, params)
+        bits = result.bits.copy()
+        value = float(bfloat.bits_float32(bits[:1])[0]) * 1.01 or 1.0
+        bits[0] = bfloat.float32_bits(np.array([value], dtype=np.float32))[0]
+        return dataclasses.replace(result, bits=bits)
+
+    monkeypatch.setattr(fpraker_layers, "bf16_mac_dot", wrong)
+    assert main(["eval", "--design", "bf16mac", "--layer", str(layer_file)]) == 1
+    captured = capsys.readouterr()
+    assert "within bound    419 of 420\n" in captured.out
+    assert captured.err == ("effectual eval: error: 1 of bf16mac's outputs are outside "
+                            "golden.fpraker.error_bound\n")

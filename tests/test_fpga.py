@@ -1,9 +1,10 @@
 """``effectual fpga``: one full tile bitstream per FPGA family (iCE40 and ECP5) and the errors.
 
-Each build is a small bit-parallel tile (1 filter x 2 lanes x 1 window, 8 rows) so that it runs
-in the default suite: the UART host link, the self-test ROM, the LEDs and the tile all go
-through Yosys, nextpnr and the packer. The figures in ``fpga.json`` are checked against
-nextpnr's own text log, and the bitstream against the family's file header.
+Each build is a small bit-parallel tile with a pattern (design ``wskip``: 1 filter x 2 lanes x
+1 window, 8 rows) so that it runs in the default suite: the UART host link, the self-test ROM,
+the LEDs and the tile all go through Yosys, nextpnr and the packer. The figures in
+``fpga.json`` are checked against nextpnr's own text log, and the bitstream against the
+family's file header.
 """
 
 import json
@@ -14,7 +15,7 @@ import pytest
 from effectual import cli
 from hw import board as hw_board
 
-BUILD = ["--design", "bit-parallel", "--tile", "1x2x1", "--pattern", "L<1,1>", "--rows", "8"]
+BUILD = ["--design", "wskip", "--tile", "1x2x1", "--pattern", "L<1,1>", "--rows", "8"]
 HEADERS = {"icebreaker": bytes.fromhex("ff0000ff7eaa997e"),     # icepack: comment, sync word
            "ulx3s-85f": b"\xff\x00Part: LFE5U-85F"}          # ecppack: comment, device
 
@@ -29,7 +30,7 @@ def test_full_bitstream(board, tmp_path, capsys):
     assert cli.main(["fpga", "--board", board, *BUILD, "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     result = json.loads((out / "fpga.json").read_text())
-    assert result["parameters"]["filters"] == 1 and result["design"] == "bit-parallel"
+    assert result["parameters"]["filters"] == 1 and result["design"] == "wskip"
     assert result["divisor"] == {"icebreaker": 104, "ulx3s-85f": 217}[board]
     log = (out / "top.tim").read_text()
     clock, achieved, constraint = re.findall(
@@ -58,7 +59,11 @@ def test_fpga_errors(tmp_path, capsys, monkeypatch):
                                        "lanes x windows), e.g. 2x4x2, not '2x2'\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--design", "xyz", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: unknown design 'xyz'; known "
-                                       "designs: tclp, bit-parallel\n")
+                                       "designs: baseline, dstripes, wskip, tclp\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "baseline", "--pattern",
+                     "T<2,5>", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: --pattern applies to wskip and "
+                                       "tclp only, not baseline\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--baud", "2500000", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: baud 2500000 at 12 MHz is off by "
                                        "4.0 % (divisor 5); at most 2 % is accepted\n")
@@ -85,6 +90,6 @@ def test_does_not_fit_is_reported(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert cli.main(["fpga", "--board", "icebreaker", *BUILD, "-o", str(out)]) == 2
     assert capsys.readouterr().err == (
-        "effectual fpga: error: design bit-parallel 1x2x1 does not fit the iCE40UP5K: ERROR: "
+        "effectual fpga: error: design wskip 1x2x1 does not fit the iCE40UP5K: ERROR: "
         "Unable to place cell 'tile.mac', no BELs remaining to implement cell type "
         f"'ICESTORM_LC' (see {out / 'build.log'}; try a smaller --tile or --rows)\n")

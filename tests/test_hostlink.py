@@ -38,7 +38,7 @@ TIMEOUT = 64
 QUIET = 4 * TIMEOUT
 
 
-def make(selftest=True, design="bit-parallel", params=P):
+def make(selftest=True, design="wskip", params=P):
     """A fresh simulated board and its transport (the power-on self-test already run)."""
     st = SelfTest(**selftest_vectors(params, serial=design == "tclp")) if selftest else None
     dut = TileLink(params=params, design=design, timeout=TIMEOUT, selftest=st, clock_hz=12000000)
@@ -174,7 +174,7 @@ def test_selftest_detects_wrong_vectors():
             vectors["results"][3] += 1
         else:
             vectors["cycles"] += 1
-        dut = TileLink(params=P, design="bit-parallel", timeout=TIMEOUT,
+        dut = TileLink(params=P, design="wskip", timeout=TIMEOUT,
                        selftest=SelfTest(**vectors))
         tr = ByteTransport(dut)
         tr.run(2000)
@@ -300,7 +300,7 @@ def test_failed_frames_leave_state_intact():
     assert board.read_cycles() == first.cycles_bit_parallel
 
 
-@pytest.mark.parametrize("design", ["bit-parallel", "tclp"])
+@pytest.mark.parametrize("design", ["wskip", "tclp"])
 def test_fuzz_random_and_mutated_frames(design):
     rng = np.random.default_rng(11)
     _, tr = make(design=design)

@@ -69,13 +69,52 @@ def test_sim_text_output_and_tile(tiny_layer, capsys):
     assert "equal)" in text
 
 
+@pytest.mark.cocotb
+def test_sim_tcle_equals_golden_tcle(tiny_layer, capsys):
+    """The TCLe tile: RTL output = dense reference, per-pass counters = golden.pragmatic, and
+    their sum = the registered golden design ``tcle`` on the whole layer."""
+    path, layer = tiny_layer
+    assert main(["sim", "--design", "tcle", "--layer", str(path), "--sim", VERILATOR_FREE,
+                 "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["output_matches"] and results["cycles_match"]
+    assert (results["tile"], results["pattern"], results["windows"]) == ("4x4x2", "T<2,5>", 16)
+    import golden.pragmatic  # noqa: F401  (registers tcle)
+    assert results["cycles"] == get_design("tcle").cycles(
+        layer, filters=4, lanes=4, windows=2, pattern="T<2,5>", encoding="booth",
+        first_stage_bits=2)
+    assert results["speedup"] == pytest.approx(results["baseline_cycles"] / results["cycles"])
+
+
+def test_pragmatic_is_not_the_tcle_tile_with_pattern_none(tiny_layer):
+    """Why ``--design pragmatic`` is rejected: on a layer with zero weights the golden
+    Pragmatic model counts more cycles than the TCLe tile's cycle model with pattern none."""
+    import golden.pragmatic as pragmatic
+    from golden.tcl import passes
+    from hw.params import TCLeTileParams
+
+    _, layer = tiny_layer
+    params = TCLeTileParams(filters=4, lanes=4, windows=2, weight_width=8, act_width=8,
+                            act_signed=True, pattern="none", weight_rows=256, act_rows=256)
+    tile = sum(pragmatic.schedule_cycles(one.schedule, one.acts, encoding="booth", act_width=8,
+                                         act_signed=True, first_stage_bits=2)
+               for one in passes(layer, params))
+    assert tile < pragmatic.pragmatic_cycles(layer, filters=4, lanes=4, windows=2)
+    # the layer-level golden tcle model with pattern none is the tile's per-pass model summed
+    assert tile == pragmatic.tcle_cycles(layer, filters=4, lanes=4, windows=2, pattern="none")
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--design", "stripes"], "stripes has no RTL (its golden model uses one per-layer "
                               "precision); simulate dstripes instead"),
-    (["--design", "nope"], "--design must be one of baseline, dstripes, wskip, tclp, not 'nope'"),
+    (["--design", "pragmatic"], "pragmatic has no RTL (the TCLe tile with pattern none skips "
+                                "zero weights' terms, Pragmatic does not); simulate tcle "
+                                "instead"),
+    (["--design", "nope"],
+     "--design must be one of baseline, dstripes, wskip, tclp, tcle, not 'nope'"),
     (["--design", "tclp", "--sim", "vcs"], "--sim must be one of icarus, verilator, not 'vcs'"),
     (["--design", "baseline", "--pattern", "T<2,5>"],
-     "--pattern applies to wskip and tclp only, not baseline"),
+     "--pattern applies to wskip, tclp and tcle only, not baseline"),
     (["--design", "tclp", "--tile", "4x4"],
      "--tile must be FxNxW with positive integers (e.g. 16x16x8), not '4x4'"),
     (["--design", "tclp", "--windows", "0"], "--windows must be a positive integer, not 0"),
