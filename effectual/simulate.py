@@ -18,6 +18,19 @@ The TCLe tile runs with the golden defaults: DNNsim Booth terms, 2-bit first-sta
 its per-pass cycles are `golden.pragmatic.schedule_cycles` (what the registered design ``tcle``
 sums).
 
+The NB-SMT designs run on the SySMT systolic array (`hw.sysmt.SySMTArray`, block ``sysmt``;
+`sim.tb_sysmt_layer`): ``sysmt1``, ``sysmt2`` and ``sysmt4`` (1, 2, 4 threads per PE, the
+`hw.params.SySMTParams` defaults otherwise). The layer's im2col GEMMs (`golden.nbsmt.layer_gemm`;
+``--windows N``: its first N output positions, row-major) go through the array tile by tile
+(`golden.nbsmt.array_tiles`); the output must equal `golden.nbsmt.nbsmt_layer_output` (for
+``sysmt1``: `golden.layers.layer_output`, the dense reference) and the array's cycle counter
+`golden.nbsmt.gemm_cycles` of the positions run (`golden.nbsmt.layer_cycles` for the whole
+layer). ``--array RxC`` defaults to 4x4 (fast to build; the registered designs model 16x16);
+the baseline cycles are the one-thread array's (``sysmt1``, same R x C). The PEs take
+activations 0..255: layers with negative activations are refused. ``sparq`` has no array RTL:
+the array's 2-thread PEs use SPARQ's 2opt window, the registered ``sparq`` design 5opt
+(`hw.sparq.SparqPE` is one PE, not an array); use ``sysmt2``.
+
 ``stripes`` has no RTL here: its golden model uses one per-layer profiled precision, which is
 the Dynamic Stripes datapath with the precision detector replaced by a constant; use
 ``dstripes``. ``pragmatic`` has no RTL either: the TCLe tile with pattern ``none`` skips the
@@ -48,7 +61,7 @@ import time
 
 import numpy as np
 
-__all__ = ["add_arguments", "run", "simulate", "DESIGNS"]
+__all__ = ["add_arguments", "run", "simulate", "simulate_array", "DESIGNS", "ARRAY_DESIGNS"]
 
 #: design -> (block, back end, default pattern, pattern option allowed)
 DESIGNS = {
@@ -64,7 +77,13 @@ NO_RTL = {
                "dstripes instead",
     "pragmatic": "pragmatic has no RTL (the TCLe tile with pattern none skips zero weights' "
                  "terms, Pragmatic does not); simulate tcle instead",
+    "sparq": "sparq has no array RTL (SySMTArray's 2-thread PEs use SPARQ's 2opt window, the "
+             "sparq design 5opt; hw.sparq.SparqPE is one PE); simulate sysmt2 instead",
 }
+#: the NB-SMT array designs (block ``sysmt``) -> threads per PE
+ARRAY_DESIGNS = {"sysmt1": 1, "sysmt2": 2, "sysmt4": 4}
+#: default SySMT array for simulation: R x C (the registered designs model 16 x 16)
+DEFAULT_ARRAY = (4, 4)
 #: default tile per back end: F x N x W
 DEFAULT_TILES = {"bit_parallel": (4, 4, 1), "bit_serial": (4, 4, 2), "term_serial": (4, 4, 2)}
 
@@ -72,16 +91,20 @@ DEFAULT_TILES = {"bit_parallel": (4, 4, 1), "bit_serial": (4, 4, 2), "term_seria
 def add_arguments(parser):
     """Add the ``sim`` arguments to ``parser``."""
     parser.add_argument("--design", required=True, metavar="D",
-                        help="baseline, dstripes, wskip, tclp or tcle (stripes, pragmatic: "
-                             "no RTL, use dstripes, tcle)")
+                        help="baseline, dstripes, wskip, tclp, tcle, sysmt1, sysmt2 or sysmt4 "
+                             "(stripes, pragmatic, sparq: no RTL, use dstripes, tcle, sysmt2)")
     parser.add_argument("--layer", required=True, metavar="FILE",
                         help="a layer file (.npz, golden.layers format)")
     parser.add_argument("--sim", required=True, metavar="SIM", help="icarus or verilator")
     parser.add_argument("--windows", type=int, metavar="N",
-                        help="run only the first N output windows (row-major)")
+                        help="run only the first N output windows (sysmt: output positions; "
+                             "row-major)")
     parser.add_argument("--tile", metavar="FxNxW",
                         help="filters x lanes x windows of the tile (default 4x4x1 for "
                              "baseline and wskip, 4x4x2 for dstripes, tclp and tcle)")
+    parser.add_argument("--array", metavar="RxC",
+                        help="rows x cols of the sysmt1/2/4 array (default 4x4, fast to build; "
+                             "the registered designs model 16x16)")
     parser.add_argument("--pattern", metavar="P",
                         help="weight-skipping pattern of wskip/tclp/tcle (default T<2,5>)")
     parser.add_argument("--build-dir", metavar="DIR", type=pathlib.Path,
@@ -123,24 +146,64 @@ def _baseline_cycles(layer, filters, lanes, max_windows):
     return sum(one.cycles_bit_parallel for one in passes(layer, params, max_windows=max_windows))
 
 
-def simulate(layer_path, design, simulator, *, tile=None, pattern=None, windows=None,
-             build_dir):
+def _run_logged(block, params, simulator, build_dir, test_module, env, optimize=True):
+    """`run_cocotb` with the simulator's and the build's output in ``build_dir/sim.log`` (not
+    our stdout: ``--json``); ``OSError`` naming the log if the simulation failed."""
+    from sim.runner import run_cocotb
+
+    log_path = pathlib.Path(build_dir) / "sim.log"
+    with open(log_path, "w") as log:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved_fds = os.dup(1), os.dup(2)
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            run_cocotb(block, params, simulator=simulator, build_dir=build_dir,
+                       test_module=test_module, extra_env=env, optimize=optimize)
+        except AssertionError as error:
+            raise OSError(f"the {simulator} simulation failed (log: {log_path}): "
+                          f"{str(error).splitlines()[0]}") from None
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            os.close(saved_fds[0])
+            os.close(saved_fds[1])
+
+
+def simulate(layer_path, design, simulator, *, tile=None, pattern=None, array=None,
+             windows=None, build_dir):
     """Run a layer file on the RTL; return ``(results dict, output array, mismatch or None)``.
 
-    Raises ``ValueError`` for an unknown design/simulator or a pattern the design does not take,
-    ``OSError`` naming the log file if the simulation itself failed (build error, hang).
+    ``tile`` (F, N, W) and ``pattern`` apply to the tile designs, ``array`` (R, C) to the
+    ``sysmt`` designs (`simulate_array`). Raises ``ValueError`` for an unknown design/simulator
+    or an option the design does not take, ``OSError`` naming the log file if the simulation
+    itself failed (build error, hang).
     """
     from golden.layers import layer_output, load_layer
     from golden.tcl import passes
     from hw.params import TCLeTileParams, TileParams
-    from sim.runner import SIMULATORS, run_cocotb
+    from sim.runner import SIMULATORS
 
     if design in NO_RTL:
         raise ValueError(NO_RTL[design])
-    if design not in DESIGNS:
-        raise ValueError(f"--design must be one of {', '.join(DESIGNS)}, not {design!r}")
+    if design not in DESIGNS and design not in ARRAY_DESIGNS:
+        raise ValueError(f"--design must be one of {', '.join([*DESIGNS, *ARRAY_DESIGNS])}, "
+                         f"not {design!r}")
     if simulator not in SIMULATORS:
         raise ValueError(f"--sim must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if design in ARRAY_DESIGNS:
+        if tile is not None:
+            raise ValueError(f"--tile applies to {', '.join(DESIGNS)} only, not {design} (use "
+                             f"--array)")
+        if pattern is not None:
+            raise ValueError(f"--pattern applies to wskip, tclp and tcle only, not {design}")
+        return simulate_array(layer_path, design, simulator, array=array, windows=windows,
+                              build_dir=build_dir)
+    if array is not None:
+        raise ValueError(f"--array applies to {', '.join(ARRAY_DESIGNS)} only, not {design}")
     block, backend, default_pattern, takes_pattern = DESIGNS[design]
     if pattern is not None and not takes_pattern:
         raise ValueError(f"--pattern applies to wskip, tclp and tcle only, not {design}")
@@ -158,27 +221,7 @@ def simulate(layer_path, design, simulator, *, tile=None, pattern=None, windows=
     if windows is not None:
         env["TILE_MAX_WINDOWS"] = str(windows)
     started = time.perf_counter()
-    log_path = build_dir / "sim.log"
-    # The simulator's and the build's output go to sim.log, not to our stdout (--json).
-    with open(log_path, "w") as log:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved_fds = os.dup(1), os.dup(2)
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            run_cocotb(block, params, simulator=simulator, build_dir=build_dir,
-                       test_module="sim.tb_tile", extra_env=env)
-        except AssertionError as error:
-            raise OSError(f"the {simulator} simulation failed (log: {log_path}): "
-                          f"{str(error).splitlines()[0]}") from None
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved_fds[0], 1)
-            os.dup2(saved_fds[1], 2)
-            os.close(saved_fds[0])
-            os.close(saved_fds[1])
+    _run_logged(block, params, simulator, build_dir, "sim.tb_tile", env)
     elapsed = time.perf_counter() - started
     report = json.loads(report_path.read_text())["layers"][0]
 
@@ -226,7 +269,7 @@ def simulate(layer_path, design, simulator, *, tile=None, pattern=None, windows=
         "tile": f"{params.filters}x{params.lanes}x{params.windows}", "pattern": pattern,
         "weight_rows": params.weight_rows, "act_rows": params.act_rows,
         "windows": count, "total_windows": total_windows, "passes": len(report["passes"]),
-        "output_matches": outputs_ok,
+        "output_matches": outputs_ok, "reference": "golden.layers.layer_output",
         "cycles": cycles, "golden_cycles": golden_cycles, "cycles_match": not bad_cycles,
         "baseline_cycles": baseline, "speedup": baseline / cycles if cycles else None,
         "sim_clock_cycles": report["sim_clock_cycles"],
@@ -235,20 +278,105 @@ def simulate(layer_path, design, simulator, *, tile=None, pattern=None, windows=
     return results, output, mismatch
 
 
+def simulate_array(layer_path, design, simulator, *, array=None, windows=None, build_dir):
+    """Run a layer file on the SySMT array RTL (``sysmt1``, ``sysmt2``, ``sysmt4``); return
+    ``(results dict, output array, mismatch or None)`` as `simulate`.
+
+    ``array`` is ``(rows, cols)`` (default `DEFAULT_ARRAY`); ``windows`` the number of output
+    positions (row-major) to run. ``ValueError`` for a bad option or a layer the array cannot
+    run (`golden.approx_designs.unsupported`, or negative activations: the PEs take uint8).
+    """
+    from golden.approx_designs import unsupported
+    from golden.layers import layer_output, load_layer
+    from golden.nbsmt import gemm_cycles, nbsmt_layer_output
+    from hw.params import SySMTParams
+
+    if windows is not None and windows < 1:
+        raise ValueError(f"--windows must be a positive integer, not {windows}")
+    rows, cols = DEFAULT_ARRAY if array is None else array
+    threads = ARRAY_DESIGNS[design]
+    params = SySMTParams(rows=rows, cols=cols, threads=threads)
+    layer = load_layer(layer_path)
+    reason = unsupported(layer)
+    if reason is None and layer.activations.size and layer.activations.min() < 0:
+        reason = "the array's PEs take unsigned activations (0..255), the layer has negative ones"
+    if reason is not None:
+        raise ValueError(f"layer {layer.name!r}: {design} cannot run it: {reason}")
+    build_dir = pathlib.Path(build_dir)
+    report_path = build_dir / "report.json"
+    env = {"SYSMT_LAYER": str(pathlib.Path(layer_path).resolve()),
+           "SYSMT_REPORT": str(report_path.resolve())}
+    if windows is not None:
+        env["SYSMT_MAX_POSITIONS"] = str(windows)
+    started = time.perf_counter()
+    _run_logged("sysmt", params, simulator, build_dir, "sim.tb_sysmt_layer", env,
+                optimize=False)
+    elapsed = time.perf_counter() - started
+    report = json.loads(report_path.read_text())
+
+    k = layer.out_channels
+    kg = k // layer.groups
+    total = 1 if layer.kind == "fc" else int(np.prod(layer.output_shape[1:]))
+    count = total if windows is None else min(windows, total)
+    output = np.zeros((k, count), dtype=np.int64)
+    written = np.zeros((k, count), dtype=bool)
+    for tile in report["tiles"]:
+        (p0, positions), (k0, channels) = tile["positions"], tile["channels"]
+        block = np.array(tile["rows"], dtype=np.int64)[:positions, :channels]
+        first = tile["group"] * kg + k0
+        output[first:first + channels, p0:p0 + positions] = block.T
+        written[first:first + channels, p0:p0 + positions] = True
+    if threads == 1:
+        reference_name, expected = "golden.layers.layer_output", layer_output(layer)
+    else:
+        reference_name = "golden.nbsmt.nbsmt_layer_output"
+        expected = nbsmt_layer_output(layer, params)[0]
+    reference = expected.reshape(k, -1)[:, :count]
+    mismatch = None
+    outputs_ok = bool(written.all() and np.array_equal(output, reference))
+    if not written.all():
+        mismatch = f"{int((~written).sum())} output values were never produced"
+    elif not outputs_ok:
+        wrong = np.argwhere(output != reference)
+        first = tuple(int(i) for i in wrong[0])
+        mismatch = (f"{len(wrong)} of {reference.size} values differ (first at [channel, "
+                    f"position] {list(first)}: {int(output[first])} instead of "
+                    f"{int(reference[first])})")
+    cycles = report["cycles"]
+    golden_cycles = gemm_cycles(count, kg, layer.reduction_length, params, groups=layer.groups)
+    if cycles != golden_cycles and mismatch is None:
+        mismatch = f"the cycle counter is {cycles}, golden.nbsmt gives {golden_cycles}"
+    baseline = gemm_cycles(count, kg, layer.reduction_length,
+                           SySMTParams(rows=rows, cols=cols, threads=1), groups=layer.groups)
+    if count == total:
+        output = output.reshape(expected.shape)
+    results = {
+        "design": design, "layer": layer.name, "kind": layer.kind, "simulator": simulator,
+        "array": f"{rows}x{cols}", "threads": threads, "windows": count,
+        "total_windows": total, "tiles": len(report["tiles"]), "output_matches": outputs_ok,
+        "reference": reference_name, "cycles": cycles, "golden_cycles": golden_cycles,
+        "cycles_match": cycles == golden_cycles, "baseline_cycles": baseline,
+        "speedup": baseline / cycles if cycles else None,
+        "sim_clock_cycles": report["sim_clock_cycles"],
+        "sim_seconds": report["wall_seconds"], "total_seconds": elapsed,
+    }
+    return results, output, mismatch
+
+
 def run(args):
     """Simulate; return 0, or 1 if the output or a cycle count differs from golden."""
-    from .evaluate import parse_tile
+    from .evaluate import parse_array, parse_tile
 
     tile = None if args.tile is None else parse_tile(args.tile)
+    array = None if args.array is None else parse_array(args.array)
+    options = dict(tile=tile, pattern=args.pattern, array=array, windows=args.windows)
     if args.build_dir is not None:
         args.build_dir.mkdir(parents=True, exist_ok=True)
-        results, output, mismatch = simulate(args.layer, args.design, args.sim, tile=tile,
-                                             pattern=args.pattern, windows=args.windows,
+        results, output, mismatch = simulate(args.layer, args.design, args.sim, **options,
                                              build_dir=args.build_dir)
     else:
         with tempfile.TemporaryDirectory(prefix="effectual-sim-") as directory:
-            results, output, mismatch = simulate(args.layer, args.design, args.sim, tile=tile,
-                                                 pattern=args.pattern, windows=args.windows,
+            results, output, mismatch = simulate(args.layer, args.design, args.sim, **options,
                                                  build_dir=directory)
     if args.out:
         with open(args.out, "wb") as handle:
@@ -256,15 +384,25 @@ def run(args):
     if args.json:
         print(json.dumps(results))
     else:
+        is_array = args.design in ARRAY_DESIGNS
+        where = (f"array {results['array']}, {results['threads']} thread"
+                 f"{'s' if results['threads'] > 1 else ''} per PE" if is_array
+                 else f"tile {results['tile']}, pattern {results['pattern']}")
         print(f"{args.layer}: layer {results['layer']!r} ({results['kind']}) on {args.design} "
-              f"RTL, tile {results['tile']}, pattern {results['pattern']}, {args.sim}")
-        print(f"windows         {results['windows']} of {results['total_windows']} "
-              f"({results['passes']} passes)")
+              f"RTL, {where}, {args.sim}")
+        if is_array:
+            print(f"positions       {results['windows']} of {results['total_windows']} "
+                  f"({results['tiles']} tiles)")
+        else:
+            print(f"windows         {results['windows']} of {results['total_windows']} "
+                  f"({results['passes']} passes)")
         print(f"output          {'matches' if results['output_matches'] else 'DIFFERS FROM'} "
-              f"golden.layers.layer_output")
-        print(f"cycles          {results['cycles']:,} (tile counter; golden "
-              f"{results['golden_cycles']:,}, {'equal' if results['cycles_match'] else 'DIFFERENT'})")
-        print(f"baseline cycles {results['baseline_cycles']:,}")
+              f"{results['reference']}")
+        print(f"cycles          {results['cycles']:,} ({'array' if is_array else 'tile'} "
+              f"counter; golden {results['golden_cycles']:,}, "
+              f"{'equal' if results['cycles_match'] else 'DIFFERENT'})")
+        print(f"{'sysmt1' if is_array else 'baseline'} cycles{' ' * 3 if is_array else ' '}"
+              f"{results['baseline_cycles']:,}")
         print(f"speedup         {results['speedup']:.3f}")
         print(f"simulation      {results['sim_clock_cycles']:,} clock cycles in "
               f"{results['sim_seconds']:.1f} s ({results['total_seconds']:.1f} s with the build)")

@@ -110,8 +110,25 @@ def test_pragmatic_is_not_the_tcle_tile_with_pattern_none(tiny_layer):
     (["--design", "pragmatic"], "pragmatic has no RTL (the TCLe tile with pattern none skips "
                                 "zero weights' terms, Pragmatic does not); simulate tcle "
                                 "instead"),
-    (["--design", "nope"],
-     "--design must be one of baseline, dstripes, wskip, tclp, tcle, not 'nope'"),
+    (["--design", "nope"], "--design must be one of baseline, dstripes, wskip, tclp, tcle, "
+                           "sysmt1, sysmt2, sysmt4, not 'nope'"),
+    (["--design", "sparq"], "sparq has no array RTL (SySMTArray's 2-thread PEs use SPARQ's 2opt "
+                            "window, the sparq design 5opt; hw.sparq.SparqPE is one PE); "
+                            "simulate sysmt2 instead"),
+    (["--design", "sysmt2", "--array", "4"],
+     "--array must be RxC with positive integers (e.g. 16x16), not '4'"),
+    (["--design", "sysmt2", "--array", "1x4"], "rows must be an integer from 2 to 16, not 1"),
+    (["--design", "sysmt4", "--array", "4x17"], "cols must be an integer from 1 to 16, not 17"),
+    (["--design", "sysmt2", "--tile", "4x4x2"],
+     "--tile applies to baseline, dstripes, wskip, tclp, tcle only, not sysmt2 (use --array)"),
+    (["--design", "sysmt1", "--pattern", "T<2,5>"],
+     "--pattern applies to wskip, tclp and tcle only, not sysmt1"),
+    (["--design", "tclp", "--array", "4x4"],
+     "--array applies to sysmt1, sysmt2, sysmt4 only, not tclp"),
+    (["--design", "sysmt2", "--windows", "0"], "--windows must be a positive integer, not 0"),
+    # tiny_layer has negative (signed) activations: the array's PEs take uint8
+    (["--design", "sysmt2"], "layer 'tiny': sysmt2 cannot run it: the array's PEs take unsigned "
+                             "activations (0..255), the layer has negative ones"),
     (["--design", "tclp", "--sim", "vcs"], "--sim must be one of icarus, verilator, not 'vcs'"),
     (["--design", "baseline", "--pattern", "T<2,5>"],
      "--pattern applies to wskip, tclp and tcle only, not baseline"),
@@ -126,3 +143,91 @@ def test_sim_errors_are_one_line(argv, message, tiny_layer, capsys):
         full += ["--sim", "icarus"]
     assert main(full) == 2
     assert capsys.readouterr().err == f"effectual sim: error: {message}\n"
+
+
+@pytest.fixture(scope="module")
+def unsigned_layer(tmp_path_factory):
+    """A tiny conv layer the SySMT array can run: activations 0..255 (many zeros, many above
+    15, so 2-thread collisions squeeze), sparse int8 weights."""
+    rng = np.random.default_rng(5)
+    weights = rng.integers(-128, 128, (5, 3, 3, 3)) * (rng.random((5, 3, 3, 3)) < 0.6)
+    acts = rng.integers(0, 256, (3, 4, 4)) * (rng.random((3, 4, 4)) < 0.6)
+    layer = Layer(kind="conv", weights=weights, activations=acts, padding=(1, 1, 1, 1),
+                  weight_bits=8, act_bits=8, act_signed=False, name="tinyu")
+    path = tmp_path_factory.mktemp("layer") / "tinyu.npz"
+    save_layer(path, layer)
+    return path, layer
+
+
+def _array_cycles(positions, channels, length, rows, cols, threads):
+    """Naive array cycle count: every R x C tile takes ceil(L/T) steps, R + C - 2 flush cycles
+    and R output rows."""
+    tiles = -(-positions // rows) * -(-channels // cols)
+    return tiles * (-(-length // threads) + rows + cols - 2 + rows)
+
+
+@pytest.mark.cocotb
+def test_sim_sysmt2_equals_golden_nbsmt(unsigned_layer, tmp_path, capsys):
+    """The whole layer on the default 4x4 2-thread array (Icarus): output = golden NB-SMT
+    (which differs from the exact output on this layer), counter = the cycle model."""
+    from golden.nbsmt import layer_cycles, nbsmt_layer_output
+    from hw.params import SySMTParams
+
+    path, layer = unsigned_layer
+    out = tmp_path / "y.npy"
+    assert main(["sim", "--design", "sysmt2", "--layer", str(path), "--sim", VERILATOR_FREE,
+                 "--json", "--out", str(out)]) == 0
+    results = json.loads(capsys.readouterr().out)
+    params = SySMTParams(rows=4, cols=4, threads=2)
+    expected, counts = nbsmt_layer_output(layer, params)
+    assert counts["squeezed"] > 0 and not np.array_equal(expected, layer_output(layer))
+    got = np.load(out)
+    assert got.dtype == np.int64 and np.array_equal(got, expected)
+    assert results["output_matches"] and results["cycles_match"]
+    assert (results["array"], results["threads"], results["windows"], results["tiles"]) == \
+        ("4x4", 2, 16, 8)
+    assert results["cycles"] == results["golden_cycles"] == layer_cycles(layer, params) == \
+        _array_cycles(16, 5, 27, 4, 4, 2)
+    assert results["sim_clock_cycles"] == results["cycles"]  # full rate: counter = wall clock
+    assert results["baseline_cycles"] == _array_cycles(16, 5, 27, 4, 4, 1)
+    assert results["speedup"] == pytest.approx(results["baseline_cycles"] / results["cycles"])
+
+
+@pytest.mark.cocotb
+def test_sim_sysmt1_positions_and_array(unsigned_layer, tmp_path, capsys):
+    """The first 7 positions on a 3x2 one-thread array: exactly the dense reference."""
+    path, layer = unsigned_layer
+    out = tmp_path / "y.npy"
+    assert main(["sim", "--design", "sysmt1", "--layer", str(path), "--sim", VERILATOR_FREE,
+                 "--windows", "7", "--array", "3x2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert np.array_equal(np.load(out), layer_output(layer).reshape(5, -1)[:, :7])
+    cycles = _array_cycles(7, 5, 27, 3, 2, 1)
+    assert "on sysmt1 RTL, array 3x2, 1 thread per PE, icarus" in text
+    assert "positions       7 of 16 (9 tiles)" in text
+    assert "output          matches golden.layers.layer_output" in text
+    assert f"cycles          {cycles:,} (array counter; golden {cycles:,}, equal)" in text
+
+
+def test_sysmt_positions_cross_gemm_chunks():
+    """The array testbench's GEMM (first N positions, groups in order) equals the im2col
+    patches in NB-SMT reduction order, also when `golden.nbsmt.layer_gemm` splits the output
+    rows into several chunks (this layer: 27, 27 and 12 rows)."""
+    from golden.layers import layer_patches, layer_weight_matrix
+    from golden.nbsmt import layer_gemm
+    from golden.sparq import layer_reduction_order
+    from sim.tb_sysmt_layer import positions_gemm
+
+    rng = np.random.default_rng(1)
+    layer = Layer(kind="conv", weights=rng.integers(-128, 128, (4, 32, 3, 3)),
+                  activations=rng.integers(0, 256, (64, 66, 66)), padding=(1, 1, 1, 1),
+                  groups=2, name="chunked")
+    assert len({rows.start for _, rows, _, _ in layer_gemm(layer)}) == 3
+    order = layer_reduction_order(layer)
+    patches = layer_patches(layer)[:, :, order]
+    weights = layer_weight_matrix(layer)[:, :, order]
+    for n in (None, 5, 27 * 66 + 3, 54 * 66 + 1, 66 * 66):
+        got = list(positions_gemm(layer, n))
+        assert [group for group, _, _ in got] == [0, 1]
+        for group, acts, w in got:
+            assert np.array_equal(acts, patches[group][:n]) and np.array_equal(w, weights[group])
