@@ -10,7 +10,7 @@ import dataclasses
 import operator
 import re
 
-__all__ = ["PrecisionParams", "TileParams", "parse_pattern", "check_int", "check_bool",
+__all__ = ["EnvParams", "PrecisionParams", "TileParams", "parse_pattern", "check_int", "check_bool",
            "TermEncoderParams", "TERM_ENCODINGS", "TCLeTileParams",
            "SparqParams", "SparqBankParams", "SPARQ_PLACEMENTS", "sparq_modes", "SySMTParams",
            "SYSMT_THREADS", "MacParams", "FP_ENCODINGS", "FPTermEncoderParams", "FPRakerParams",
@@ -39,8 +39,35 @@ def check_bool(name, value):
     return value
 
 
+
+class EnvParams:
+    """Base of every parameter object: the ``PARAM_<NAME>`` environment round trip for cocotb.
+
+    Fields are ``int``, ``bool`` (written as ``0``/``1``) or ``str`` (written as is).
+    """
+
+    def to_env(self):
+        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
+        return {f"PARAM_{f.name.upper()}": (getattr(self, f.name) if f.type in (str, "str")
+                                            else str(int(getattr(self, f.name))))
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_env(cls, env):
+        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            raw = env[f"PARAM_{f.name.upper()}"]
+            if f.type in (str, "str"):
+                kwargs[f.name] = raw
+            elif f.type in (bool, "bool"):
+                kwargs[f.name] = bool(int(raw))
+            else:
+                kwargs[f.name] = int(raw)
+        return cls(**kwargs)
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class PrecisionParams:
+class PrecisionParams(EnvParams):
     """Configuration of a dynamic precision detector and of its golden model.
 
     Parameters
@@ -100,19 +127,6 @@ class PrecisionParams:
         """Cycles from an accepted group to its precision on the output stream."""
         return 1 if self.pipelined else 0
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": str(int(getattr(self, f.name)))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            raw = int(env[f"PARAM_{f.name.upper()}"])
-            kwargs[f.name] = bool(raw) if f.type in (bool, "bool") else raw
-        return cls(**kwargs)
 
 
 #: offsets of the built-in trapezoid T<2,5>, in the scheduler's search order: same-lane lookahead
@@ -161,7 +175,7 @@ def parse_pattern(pattern, *, lanes):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TileParams:
+class TileParams(EnvParams):
     """Configuration of a Bit-Tactical-style tile and of its golden model and testbench.
 
     A tile has ``filters`` (F) filter lanes, each with ``lanes`` (N) weight lanes, and processes
@@ -242,23 +256,6 @@ class TileParams:
         """Accumulator width: holds any sum of ``lanes * act_rows`` products without overflow."""
         return self.weight_width + self.act_width + (self.lanes * self.act_rows - 1).bit_length()
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": (getattr(self, f.name) if f.type in (str, "str")
-                                            else str(int(getattr(self, f.name))))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            raw = env[f"PARAM_{f.name.upper()}"]
-            if f.type in (str, "str"):
-                kwargs[f.name] = raw
-            else:
-                kwargs[f.name] = bool(int(raw)) if f.type in (bool, "bool") else int(raw)
-        return cls(**kwargs)
 
 
 #: term encodings the hardware term encoder implements (names as in `golden.terms.ENCODINGS`)
@@ -266,7 +263,7 @@ TERM_ENCODINGS = ("naf", "booth", "binary")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TermEncoderParams:
+class TermEncoderParams(EnvParams):
     """Configuration of a term encoder (`hw.terms.TermEncoder`) and of its testbenches.
 
     Parameters
@@ -320,32 +317,7 @@ class TermEncoderParams:
         """Cycles from an accepted row of activations to its first term beat being offered."""
         return 1
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": (getattr(self, f.name) if f.type in (str, "str")
-                                            else str(int(getattr(self, f.name))))
-                for f in dataclasses.fields(self)}
 
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            raw = env[f"PARAM_{f.name.upper()}"]
-            if f.type in (str, "str"):
-                kwargs[f.name] = raw
-            else:
-                kwargs[f.name] = bool(int(raw)) if f.type in (bool, "bool") else int(raw)
-        return cls(**kwargs)
-
-
-def _env_ints(cls, env):
-    """Build ``cls`` (integer and boolean fields only) from ``PARAM_<NAME>`` variables."""
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        raw = int(env[f"PARAM_{f.name.upper()}"])
-        kwargs[f.name] = bool(raw) if f.type in (bool, "bool") else raw
-    return cls(**kwargs)
 
 
 #: (window_width, placements) -> window offsets (LSB positions of the window), as SPARQ's kernel
@@ -358,7 +330,7 @@ SPARQ_PLACEMENTS = {
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SparqParams:
+class SparqParams(EnvParams):
     """Configuration of a SPARQ processing element (`hw.sparq.SparqPE`) and of its golden model.
 
     bSPARQ keeps a ``window_width``-bit window of each non-zero uint8 activation, placed at one
@@ -418,15 +390,6 @@ class SparqParams:
         """Cycles from the transfer that ends a dot product to its result being offered."""
         return 1
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": str(int(getattr(self, f.name)))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        return _env_ints(cls, env)
 
 
 def sparq_modes(*, acc_width=32):
@@ -436,7 +399,7 @@ def sparq_modes(*, acc_width=32):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SparqBankParams:
+class SparqBankParams(EnvParams):
     """Configuration of `hw.sparq.SparqBank`: one `SparqPE` per mode of `sparq_modes`.
 
     Parameters
@@ -460,15 +423,6 @@ class SparqBankParams:
         """Cycles from the transfer that ends a dot product to its results being offered."""
         return 1
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": str(int(getattr(self, f.name)))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        return _env_ints(cls, env)
 
 
 #: thread counts an NB-SMT processing element supports
@@ -476,7 +430,7 @@ SYSMT_THREADS = (1, 2, 4)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SySMTParams:
+class SySMTParams(EnvParams):
     """Configuration of an output-stationary NB-SMT systolic array (`hw.sysmt.SySMTArray`) and
     of its golden model (`golden.nbsmt`).
 
@@ -531,15 +485,6 @@ class SySMTParams:
         the skew and the diagonal of the array, ``rows + cols - 1``."""
         return self.rows + self.cols - 1
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": str(int(getattr(self, f.name)))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        return _env_ints(cls, env)
 
 
 #: term encodings of a bfloat16 significand accepted by the FPRaker blocks (`golden.terms`)
@@ -554,16 +499,9 @@ def _check_fp_encoding(value):
     return value
 
 
-def _fp_params_from_env(cls, env):
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        raw = env[f"PARAM_{f.name.upper()}"]
-        kwargs[f.name] = raw if f.type in (str, "str") else int(raw)
-    return cls(**kwargs)
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FPTermEncoderParams:
+class FPTermEncoderParams(EnvParams):
     """Configuration of the bfloat16 term encoder (`hw.fpraker.FPTermEncoder`).
 
     Parameters
@@ -589,18 +527,10 @@ class FPTermEncoderParams:
         """Cycles from an accepted value to its first term being offered."""
         return 1
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {"PARAM_ENCODING": self.encoding}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        return _fp_params_from_env(cls, env)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FPRakerParams:
+class FPRakerParams(EnvParams):
     """Configuration of an FPRaker processing element and of its golden model.
 
     One *set* is ``lanes`` pairs ``(A_i, B_i)`` of bfloat16 values; the PE adds
@@ -649,19 +579,10 @@ class FPRakerParams:
         when that set has one cycle of work (each further cycle of work adds one)."""
         return 2
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": str(getattr(self, f.name))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        return _fp_params_from_env(cls, env)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class BF16MACParams:
+class BF16MACParams(EnvParams):
     """Configuration of the bit-parallel bfloat16 MAC baseline (`hw.fpraker.BF16MAC`).
 
     Same sets, accumulator and result as `FPRakerParams` but each lane multiplies the two
@@ -700,15 +621,6 @@ class BF16MACParams:
         (every set takes one cycle)."""
         return 2
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": str(getattr(self, f.name))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        return _fp_params_from_env(cls, env)
 
 
 #: memory word widths accepted by the DPRed encoder and decoder (and the golden word layout)
@@ -716,7 +628,7 @@ DPRED_WORD_WIDTHS = (8, 16, 32, 64)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DPRedParams:
+class DPRedParams(EnvParams):
     """Configuration of the DPRed encoder and decoder (`hw.dpred`) and of their golden model.
 
     Parameters
@@ -786,23 +698,10 @@ class DPRedParams:
         """Bits of the packing/unpacking buffer: ``word_width + field_max - 1``."""
         return self.word_width + self.field_max - 1
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": str(int(getattr(self, f.name)))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        kwargs = {}
-        for f in dataclasses.fields(cls):
-            raw = int(env[f"PARAM_{f.name.upper()}"])
-            kwargs[f.name] = bool(raw) if f.type in (bool, "bool") else raw
-        return cls(**kwargs)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MacParams:
+class MacParams(EnvParams):
     """Configuration of the plain 8b x 8b multiply-accumulate PE (`hw.sparq.MacPE`), the
     baseline SPARQ is compared with.
 
@@ -822,15 +721,6 @@ class MacParams:
         """Cycles from the transfer that ends a dot product to its result being offered."""
         return 1
 
-    def to_env(self):
-        """Return the parameters as ``PARAM_<NAME>`` environment variables (for cocotb)."""
-        return {f"PARAM_{f.name.upper()}": str(int(getattr(self, f.name)))
-                for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_env(cls, env):
-        """Build parameters from ``PARAM_<NAME>`` environment variables written by `to_env`."""
-        return _env_ints(cls, env)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
