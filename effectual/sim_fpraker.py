@@ -78,7 +78,7 @@ def run(args):
     import sys
     import time
 
-    for option in ("windows", "tile", "pattern"):
+    for option in ("windows", "tile", "pattern", "array"):
         if getattr(args, option, None) is not None:
             raise ValueError(f"--{option} does not apply to {args.design} (use --outputs)")
     if args.sim not in ("icarus", "verilator"):

@@ -110,6 +110,9 @@ def add_arguments(parser):
     parser.add_argument("--build-dir", metavar="DIR", type=pathlib.Path,
                         help="keep the Verilog, simulator build and report here (default: a "
                              "temporary directory)")
+    parser.add_argument("--outputs", type=int, metavar="N",
+                        help="fpraker/bf16mac (effectual.sim_fpraker): simulate the first N "
+                             "outputs of the layer's bfloat16 view (default 16)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", metavar="Y.npy", help="write the RTL output (int64)")
 
@@ -367,6 +370,11 @@ def run(args):
     """Simulate; return 0, or 1 if the output or a cycle count differs from golden."""
     from .evaluate import parse_array, parse_tile
 
+    if args.design in ("fpraker", "bf16mac"):  # the float designs: effectual.sim_fpraker
+        from .sim_fpraker import run as run_float
+        return run_float(args)
+    if getattr(args, "outputs", None) is not None:
+        raise ValueError(f"--outputs applies to fpraker and bf16mac only, not {args.design}")
     tile = None if args.tile is None else parse_tile(args.tile)
     array = None if args.array is None else parse_array(args.array)
     options = dict(tile=tile, pattern=args.pattern, array=array, windows=args.windows)

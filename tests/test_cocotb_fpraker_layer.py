@@ -44,3 +44,41 @@ def test_sim_float_layer(design, simulator, layer_file, tmp_path):
     assert results["cycles"] == results["model_cycles"] == pe_cycles(rtl_cycles, 4)
     if design == "fpraker":
         assert max(rtl_cycles) > -(-a.shape[1] // 8)  # some set needed more than one cycle
+
+
+@pytest.mark.cocotb
+def test_effectual_sim_command(layer_file, tmp_path, capsys):
+    import json
+
+    from effectual.cli import main
+
+    out = tmp_path / "y.npy"
+    argv = ["sim", "--design", "fpraker", "--layer", str(layer_file), "--sim", "icarus",
+            "--outputs", "5", "--json", "--out", str(out), "--build-dir", str(tmp_path / "b")]
+    assert main(argv) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["outputs"] == 5 and results["results_match"] and results["cycles_match"]
+    a, b = layer_pairs(load_layer(layer_file), outputs=5)
+    saved = np.load(out)
+    assert saved.dtype == np.float32
+    assert saved.view(np.uint32).tolist() == [int(fpraker_dot(a[i], b[i]).bits)
+                                              for i in range(5)]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--design", "fpraker", "--tile", "4x4x1"],
+     "--tile does not apply to fpraker (use --outputs)"),
+    (["--design", "bf16mac", "--windows", "3"],
+     "--windows does not apply to bf16mac (use --outputs)"),
+    (["--design", "fpraker", "--sim", "xsim"], "--sim must be icarus or verilator, not 'xsim'"),
+    (["--design", "tclp", "--outputs", "3"],
+     "--outputs applies to fpraker and bf16mac only, not tclp"),
+])
+def test_effectual_sim_errors(extra, message, layer_file, capsys):
+    from effectual.cli import main
+
+    argv = ["sim", "--layer", str(layer_file)] + extra
+    if "--sim" not in extra:
+        argv += ["--sim", "icarus"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"effectual sim: error: {message}\n"
