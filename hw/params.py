@@ -11,6 +11,7 @@ import operator
 import re
 
 __all__ = ["EnvParams", "PrecisionParams", "TileParams", "parse_pattern", "check_int", "check_bool",
+           "value_range",
            "TermEncoderParams", "TERM_ENCODINGS", "TCLeTileParams",
            "SparqParams", "SparqBankParams", "SPARQ_PLACEMENTS", "sparq_modes", "SySMTParams",
            "SYSMT_THREADS", "MacParams", "FP_ENCODINGS", "FPTermEncoderParams", "FPRakerParams",
@@ -30,6 +31,13 @@ def check_int(name, value, minimum, maximum):
     if not minimum <= value <= maximum:
         raise ValueError(f"{name} must be an integer from {minimum} to {maximum}, not {value!r}")
     return value
+
+
+def value_range(width, *, signed):
+    """Return ``(min, max)`` of a ``width``-bit two's complement (``signed``) or unsigned value."""
+    if signed:
+        return -(1 << (width - 1)), (1 << (width - 1)) - 1
+    return 0, (1 << width) - 1
 
 
 def check_bool(name, value):
@@ -105,12 +113,12 @@ class PrecisionParams(EnvParams):
     @property
     def min_value(self):
         """Smallest representable value."""
-        return -(1 << (self.value_width - 1)) if self.signed else 0
+        return value_range(self.value_width, signed=self.signed)[0]
 
     @property
     def max_value(self):
         """Largest representable value."""
-        return (1 << (self.value_width - 1)) - 1 if self.signed else (1 << self.value_width) - 1
+        return value_range(self.value_width, signed=self.signed)[1]
 
     @property
     def width_bits(self):
@@ -300,12 +308,12 @@ class TermEncoderParams(EnvParams):
     @property
     def min_value(self):
         """Smallest activation value."""
-        return -(1 << (self.act_width - 1)) if self.act_signed else 0
+        return value_range(self.act_width, signed=self.act_signed)[0]
 
     @property
     def max_value(self):
         """Largest activation value."""
-        return (1 << (self.act_width - 1)) - 1 if self.act_signed else (1 << self.act_width) - 1
+        return value_range(self.act_width, signed=self.act_signed)[1]
 
     @property
     def position_bits(self):
@@ -671,12 +679,12 @@ class DPRedParams(EnvParams):
     @property
     def min_value(self):
         """Smallest representable value."""
-        return -(1 << (self.value_width - 1)) if self.signed else 0
+        return value_range(self.value_width, signed=self.signed)[0]
 
     @property
     def max_value(self):
         """Largest representable value."""
-        return (1 << (self.value_width - 1)) - 1 if self.signed else (1 << self.value_width) - 1
+        return value_range(self.value_width, signed=self.signed)[1]
 
     @property
     def header_width(self):
