@@ -70,7 +70,7 @@ import numpy as np
 
 from golden import designs, tcl
 from golden.terms import encode_terms
-from hw.params import check_int, parse_pattern
+from hw.params import check_bool, check_int, parse_pattern
 
 __all__ = ["term_masks", "pe_cycles", "row_costs", "schedule_cycles", "pragmatic_cycles",
            "tcle_cycles", "pragmatic_ideal", "tcle_ideal", "term_serial_output", "loss_breakdown",
@@ -221,14 +221,16 @@ def _row_costs(model, tile, offsets, masks_of, first_stage_bits):
     return _schedule_pe_costs(model.schedule(tile, offsets), masks_of(rows), first_stage_bits)
 
 
-def _schedule_pe_costs(sched, masks, first_stage_bits):
-    """``[W, R, F]`` PE costs of ``sched`` on the term masks ``[W, T, N]`` of W windows."""
+def _schedule_pe_costs(sched, masks, first_stage_bits, gate_zero_weights=True):
+    """``[W, R, F]`` PE costs of ``sched`` on the term masks ``[W, T, N]`` of W windows; with
+    ``gate_zero_weights`` a slot whose weight is zero has no terms."""
     steps, lanes = sched.read_positions()  # [R, F, N]
     R, F, N = sched.weight.shape
     nW = masks.shape[0]
     padded = np.zeros((nW, sched.steps + sched.lookahead, N), dtype=masks.dtype)
     padded[:, :sched.steps] = masks  # positions at a step >= T read zero
-    gate = np.where(sched.weight != 0, np.uint32(0xFFFFFFFF), np.uint32(0))  # [R, F, N]
+    gate = np.where((sched.weight != 0) | (not gate_zero_weights), np.uint32(0xFFFFFFFF),
+                    np.uint32(0))  # [R, F, N]
     out = np.empty((nW, R, F), dtype=np.int64)
     per_window = max(1, _CHUNK // max(1, R * F * N))
     for start in range(0, nW, per_window):
@@ -238,17 +240,35 @@ def _schedule_pe_costs(sched, masks, first_stage_bits):
 
 
 def schedule_cycles(sched, acts, *, encoding, act_width, act_signed,
-                    first_stage_bits=DEFAULT_FIRST_STAGE_BITS):
-    """Return the lock-step TCLe cycles of one pass: ``sum_r max_(w, f)`` PE cost.
+                    first_stage_bits=DEFAULT_FIRST_STAGE_BITS, run_ahead=0,
+                    gate_zero_weights=True):
+    """Return the TCLe cycles of one pass: what the TCLe tile's cycle counter counts per pass
+    (`hw.term_serial.TCLeTile`).
 
     ``sched`` is a :class:`golden.tcl.Schedule` and ``acts [W, T, N]`` the pass's activation
-    rows (a missing window: zeros). This is what the TCLe tile's cycle counter counts per pass
-    (`hw.term_serial.TCLeTile`).
+    rows (a missing window: zeros). A column's row cost is the largest of its F PEs' costs;
+    ``run_ahead = 0`` (lock-step) gives ``sum_r max_(w, f)`` PE cost, ``run_ahead = A`` the
+    `golden.tcl.pass_cycles` recurrence. ``gate_zero_weights=False`` processes the terms of
+    activations paired with zero weights too (Pragmatic, with pattern ``"none"``).
     """
     acts = np.asarray(acts, dtype=np.int64)
     masks = term_masks(acts, encoding=encoding, width=act_width, signed=act_signed)
-    costs = _schedule_pe_costs(sched, masks, _check_first_stage(first_stage_bits))
-    return int(costs.max(axis=(0, 2)).sum())
+    costs = _schedule_pe_costs(sched, masks, _check_first_stage(first_stage_bits),
+                               check_bool("gate_zero_weights", gate_zero_weights))
+    return int(tcl.pass_cycles(costs.max(axis=2)[None], run_ahead=run_ahead)[0])
+
+
+def tile_design(params):
+    """Return ``(name, options)`` of the registered design that a TCLe tile configured by
+    ``params`` (a `hw.params.TCLeTileParams`) implements: ``pragmatic`` when it does not gate
+    zero weights (pattern ``"none"``), else ``tcle``; the options are the design's keyword
+    arguments (``designs.get_design(name).cycles(layer, **options)``)."""
+    options = dict(filters=params.filters, lanes=params.lanes, windows=params.windows,
+                   encoding=params.encoding, first_stage_bits=params.first_stage_bits,
+                   run_ahead=params.run_ahead)
+    if params.gate_zero_weights:
+        return "tcle", {**options, "pattern": params.pattern}
+    return "pragmatic", options
 
 
 def _chunked(costs, W):

@@ -734,7 +734,7 @@ class MacParams(EnvParams):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TCLeTileParams(TileParams):
     """Configuration of a TCLe tile (`hw.term_serial.TCLeTile`): a `TileParams` plus the term
-    encoding and the first-stage shift window.
+    encoding, the first-stage shift window, column run-ahead and zero-weight gating.
 
     Parameters
     ----------
@@ -744,10 +744,19 @@ class TCLeTileParams(TileParams):
         ``"naf"``, ``"booth"`` or ``"binary"`` (`TERM_ENCODINGS`).
     first_stage_bits : int, 0..3
         L1: the first-stage shifters cover ``2**L1`` term positions above each PE's base.
+    run_ahead : int, 0..8
+        A: a column may start a row once every column has finished the row ``A + 1`` before
+        it (each column buffers ``A + 1`` rows); 0 runs the columns in lock-step
+        (`golden.tcl.pass_cycles`).
+    gate_zero_weights : bool
+        True (TCLe): a slot whose weight is zero gets no terms. False (Pragmatic; only with
+        pattern ``"none"``): every activation's terms are processed whatever its weight.
     """
 
     encoding: str = "booth"
     first_stage_bits: int = 2
+    run_ahead: int = 0
+    gate_zero_weights: bool = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -759,3 +768,8 @@ class TCLeTileParams(TileParams):
                              f"not {self.encoding!r}")
         object.__setattr__(self, "first_stage_bits",
                            check_int("first_stage_bits", self.first_stage_bits, 0, 3))
+        object.__setattr__(self, "run_ahead", check_int("run_ahead", self.run_ahead, 0, 8))
+        check_bool("gate_zero_weights", self.gate_zero_weights)
+        if not self.gate_zero_weights and self.pattern != "none":
+            raise ValueError(f"gate_zero_weights=False (the Pragmatic tile) needs pattern "
+                             f"'none', not {self.pattern!r}")

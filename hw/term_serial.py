@@ -266,14 +266,20 @@ class TCLeTile(_Tile):
 
     * Stage S2: every activation of the W x (h+1) x N buffer is encoded into term masks
       (`hw.terms.term_masks`, ``encoding``); for every window an `hw.tile.ActivationSelect`
-      picks, per (filter, lane) slot, the masks of the activation its select field reads; a slot
-      whose weight is zero gets no terms.
-    * Stage EX: F x W term-serial PEs (`term_serial_cycle`, first-stage window
+      picks, per (filter, lane) slot, the masks of the activation its select field reads; with
+      ``gate_zero_weights`` a slot whose weight is zero gets no terms.
+    * Column buffers: each of the W columns holds up to ``run_ahead + 1`` rows: the one its
+      PEs execute and up to ``run_ahead`` waiting ones (weights and selected masks). The front
+      end pushes its S2 row into every column at once, in a cycle where every column has room
+      (a column whose row ends in that cycle has room); S0..S2 meanwhile hold the next rows,
+      so a column never waits for the front end.
+    * Stage EX, per column: F term-serial PEs (`term_serial_cycle`, first-stage window
       ``first_stage_bits``) consume one term per lane per cycle and add to their accumulators.
-      The row stays in EX until every PE of every column has consumed all its terms (lock-step
-      columns), at least one cycle; meanwhile S0..S2 hold the next rows, so rows follow without
-      a bubble. ``cycles`` counts the EX cycles: per pass exactly
-      `golden.pragmatic.schedule_cycles` (``sum_r max_(w, f)`` PE cycles).
+      The column's row ends in the cycle in which all F PEs have consumed all its terms (at
+      least one cycle); its next row starts the cycle after. ``run_ahead = 0`` is lock-step:
+      every row waits for all columns. ``cycles`` counts the cycles in which any column
+      executes: per pass exactly `golden.pragmatic.schedule_cycles` (the
+      `golden.tcl.pass_cycles` recurrence over the columns' row costs).
 
     Parameters
     ----------
@@ -281,7 +287,10 @@ class TCLeTile(_Tile):
         As `hw.params.TileParams`.
     encoding : {"naf", "booth", "binary"}
     first_stage_bits : int, 0..3
-        See `hw.params.TCLeTileParams` (keyword-only, validated there).
+    run_ahead : int, 0..8
+    gate_zero_weights : bool
+        See `hw.params.TCLeTileParams` (keyword-only, validated there). Pattern ``"none"`` with
+        ``gate_zero_weights=False`` is a Pragmatic tile (golden design ``pragmatic``).
 
     Latency: ``latency`` (as `hw.tile.TCLpTile`): the first result is offered exactly
     ``cycles + latency`` cycles after the last activation transfer.
@@ -289,9 +298,11 @@ class TCLeTile(_Tile):
 
     _FILL = 3  # S0, S1, S2 before EX
 
-    def __init__(self, *, encoding="booth", first_stage_bits=2, **tile):
+    def __init__(self, *, encoding="booth", first_stage_bits=2, run_ahead=0,
+                 gate_zero_weights=True, **tile):
         self._tcle_params = TCLeTileParams(encoding=encoding, first_stage_bits=first_stage_bits,
-                                           **tile)
+                                           run_ahead=run_ahead,
+                                           gate_zero_weights=gate_zero_weights, **tile)
         super().__init__(**tile)
 
     @property
@@ -300,11 +311,12 @@ class TCLeTile(_Tile):
         return self._tcle_params
 
     def _pipeline_empty(self, issued_all, valid1, valid2):
-        return issued_all & ~valid1 & ~valid2 & ~self._valid_x
+        # a column with waiting rows always has a row in EX
+        return issued_all & ~valid1 & ~valid2 & ~Cat(*self._valid_x).any()
 
     def elaborate(self, platform):
         m = Module()
-        self._valid_x = Signal()
+        self._valid_x = [Signal(name=f"valid_x_w{w}") for w in range(self._tcle_params.windows)]
         advance = Signal()
         return self._front_end(m, advance)
 
@@ -314,11 +326,14 @@ class TCLeTile(_Tile):
         h1 = p.lookahead + 1
         aw, ww = p.act_width, p.weight_width
         mw = aw + 1  # mask width: positions 0..act_width
+        slots = f_ * n
+        depth = p.run_ahead  # waiting rows per column
         valid_x = self._valid_x
 
         # --- S2: term masks of every buffered activation, selected per slot ---------------------
-        slot_nonzero = [weights2.word_select(s, ww).any() for s in range(f_ * n)]
-        selected = []
+        # A column entry: the slots' term masks, then their negative masks, then the weights.
+        slot_nonzero = [weights2.word_select(s, ww).any() for s in range(slots)]
+        pushed = []
         for w in range(w_):
             encoders = Module()
             m.submodules[f"encode_w{w}"] = encoders
@@ -330,49 +345,95 @@ class TCLeTile(_Tile):
             select = ActivationSelect(filters=f_, lanes=n, pattern=p.pattern,
                                       element_width=2 * mw)
             m.submodules[f"select_w{w}"] = select
-            m.d.comb += [select.select.eq(selects2), select.window.eq(Cat(*elements))]
-            selected.append(select.selected)
+            m.d.comb += select.window.eq(Cat(*elements))
+            if p.select_bits:  # pattern "none" has nothing to select
+                m.d.comb += select.select.eq(selects2)
+            element = [select.selected.word_select(s, 2 * mw) for s in range(slots)]
+            terms = [Mux(slot_nonzero[s], element[s][:mw], 0) if p.gate_zero_weights
+                     else element[s][:mw] for s in range(slots)]
+            entry = Signal(slots * (2 * mw + ww), name=f"entry_s2_w{w}")
+            m.d.comb += entry.eq(Cat(*terms, *(e[mw:] for e in element), weights2))
+            pushed.append(entry)
 
-        # --- EX: F x W PEs, held until every PE is done -----------------------------------------
-        weights_x = Signal(f_ * n * ww)
-        pending = [[[Signal(mw, name=f"pending_f{f}_w{w}_l{l}") for l in range(n)]
-                    for w in range(w_)] for f in range(f_)]
-        negatives = [[[Signal(mw, name=f"negatives_f{f}_w{w}_l{l}") for l in range(n)]
-                      for w in range(w_)] for f in range(f_)]
-        accs = [[Signal(signed(p.acc_width), name=f"acc_f{f}_w{w}") for w in range(w_)]
-                for f in range(f_)]
-        finished_all = []
-        for f in range(f_):
-            for w in range(w_):
+        # --- EX, per column: F PEs on the column's current row --------------------------------
+        # In lock-step every column holds the same row: the columns share one weights register.
+        shared_weights = Signal(slots * ww, name="weights_x") if depth == 0 else None
+        if depth == 0:
+            with m.If(advance):  # lock-step: a push happens when every column is free
+                m.d.sync += shared_weights.eq(weights2)
+        push = Signal()
+        m.d.comb += push.eq(advance & valid2)
+        accs = [[None] * w_ for _ in range(f_)]
+        room = []
+        for w in range(w_):
+            weights_x = shared_weights if depth == 0 else Signal(slots * ww,
+                                                                 name=f"weights_x_w{w}")
+            pending = [Signal(mw, name=f"pending_w{w}_s{s}") for s in range(slots)]
+            negatives = [Signal(mw, name=f"negatives_w{w}_s{s}") for s in range(slots)]
+            finished_pes, rests = [], []
+            for f in range(f_):
                 pe = Module()
                 m.submodules[f"pe_f{f}_w{w}"] = pe
                 weights = [weights_x.word_select(f * n + l, ww).as_signed() for l in range(n)]
                 contribution, rest, finished = term_serial_cycle(
-                    pe, pending[f][w], negatives[f][w], weights,
+                    pe, pending[f * n:(f + 1) * n], negatives[f * n:(f + 1) * n], weights,
                     first_stage_bits=p.first_stage_bits, name="pe")
-                finished_all.append(finished)
+                finished_pes.append(finished)
+                rests += rest
+                acc = Signal(signed(p.acc_width), name=f"acc_f{f}_w{w}")
                 # equal-width operands, the carry out in a net named unused (Verilator lint)
                 extended = Signal(signed(p.acc_width), name=f"contribution_f{f}_w{w}")
                 total = Signal(signed(p.acc_width + 1), name=f"acc_next_f{f}_w{w}_unused_msb")
-                m.d.comb += [extended.eq(contribution), total.eq(accs[f][w] + extended)]
+                m.d.comb += [extended.eq(contribution), total.eq(acc + extended)]
                 with m.If(clear):
-                    m.d.sync += accs[f][w].eq(0)
-                with m.Elif(valid_x):
-                    m.d.sync += accs[f][w].eq(total[:p.acc_width])
-                with m.If(advance):
-                    for l in range(n):
-                        element = selected[w].word_select(f * n + l, 2 * mw)
-                        m.d.sync += [
-                            pending[f][w][l].eq(Mux(slot_nonzero[f * n + l], element[:mw], 0)),
-                            negatives[f][w][l].eq(element[mw:]),
-                        ]
-                with m.Elif(valid_x):
-                    m.d.sync += [pending[f][w][l].eq(rest[l]) for l in range(n)]
-        last = Signal()
-        m.d.comb += [last.eq(reduce(operator.and_, finished_all)),
-                     advance.eq(compute & (~valid_x | last))]
-        with m.If(advance):
-            m.d.sync += [valid_x.eq(valid2), weights_x.eq(weights2)]
-        with m.If(valid_x):
+                    m.d.sync += acc.eq(0)
+                with m.Elif(valid_x[w]):
+                    m.d.sync += acc.eq(total[:p.acc_width])
+                accs[f][w] = acc
+            # the column takes a new row (or none) at the end of a cycle in which it is free
+            free = Signal(name=f"free_w{w}")
+            m.d.comb += free.eq(~valid_x[w] | reduce(operator.and_, finished_pes))
+
+            waiting = [Signal(len(pushed[w]), name=f"waiting_w{w}_k{k}") for k in range(depth)]
+            waiting_valid = [Signal(name=f"waiting_valid_w{w}_k{k}") for k in range(depth)]
+            # room: fewer than run_ahead + 1 rows held, or the EX row ends this cycle
+            room.append(free if depth == 0 else (free | ~waiting_valid[-1]))
+            # The EX row: the oldest waiting row, else the pushed row, else none.
+            incoming = Signal(len(pushed[w]), name=f"incoming_w{w}")
+            incoming_valid = Signal(name=f"incoming_valid_w{w}")
+            if depth:
+                m.d.comb += [incoming.eq(Mux(waiting_valid[0], waiting[0], pushed[w])),
+                             incoming_valid.eq(waiting_valid[0] | push)]
+            else:
+                m.d.comb += [incoming.eq(pushed[w]), incoming_valid.eq(push)]
+            with m.If(free):
+                m.d.sync += valid_x[w].eq(incoming_valid)
+                m.d.sync += [register.eq(incoming.word_select(s, mw))
+                             for s, register in enumerate(pending + negatives)]
+                if depth:
+                    m.d.sync += weights_x.eq(incoming[2 * slots * mw:])
+            with m.Else():
+                m.d.sync += [register.eq(rest) for register, rest in zip(pending, rests)]
+            # The waiting rows, oldest first: shift down when the EX row takes the oldest; the
+            # pushed row goes behind the last waiting one (not into the buffer when it goes
+            # straight to EX).
+            if depth:
+                pop = free & waiting_valid[0]
+                for k in range(depth):
+                    after_valid = waiting_valid[k + 1] if k + 1 < depth else Const(0)
+                    after = waiting[k + 1] if k + 1 < depth else pushed[w]
+                    behind = waiting_valid[k - 1] if k else Const(1)
+                    with m.If(pop):
+                        with m.If(push & waiting_valid[k] & ~after_valid):
+                            m.d.sync += [waiting[k].eq(pushed[w]), waiting_valid[k].eq(1)]
+                        with m.Else():
+                            m.d.sync += [waiting[k].eq(after), waiting_valid[k].eq(after_valid)]
+                    with m.Elif(push & ~free & ~waiting_valid[k] & behind):
+                        m.d.sync += [waiting[k].eq(pushed[w]), waiting_valid[k].eq(1)]
+                with m.If(clear):
+                    m.d.sync += [v.eq(0) for v in waiting_valid]
+
+        m.d.comb += advance.eq(compute & reduce(operator.and_, room))
+        with m.If(Cat(*valid_x).any()):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         return accs

@@ -9,7 +9,8 @@ the filter tile changes, activation rows, results), and checks:
 * every pass's F x W results equal the pass's golden outputs, and the assembled layer output
   equals `golden.layers.layer_output`;
 * the tile's ``cycles`` counter equals `golden.pragmatic.schedule_cycles` for every pass, and
-  their sum equals the registered golden design ``tcle`` on the layer (lock-step columns);
+  their sum equals the registered golden design the tile implements on the layer
+  (`golden.pragmatic.tile_design`: ``tcle``, or ``pragmatic`` without zero-weight gating);
 * the first result is offered exactly ``cycles + latency`` cycles after the last activation
   transfer (without backpressure), ``done`` is high and ``busy`` low at the end.
 
@@ -136,7 +137,9 @@ async def run_layer(dut, case, *, stressed):
         cycles = int(dut.cycles.value)
         want = schedule_cycles(s, job.acts, encoding=params.encoding,
                                act_width=params.act_width, act_signed=params.act_signed,
-                               first_stage_bits=params.first_stage_bits)
+                               first_stage_bits=params.first_stage_bits,
+                               run_ahead=params.run_ahead,
+                               gate_zero_weights=params.gate_zero_weights)
         assert cycles == want, f"{case} pass {job.tile}/{job.chunk}: {cycles} cycles, " \
                                f"golden {want}"
         if not stressed:
@@ -154,11 +157,9 @@ async def run_layer(dut, case, *, stressed):
     assert np.array_equal(out.reshape(shape), layer_output(layer)), f"{case}: layer output"
     from golden import designs
     import golden.pragmatic  # noqa: F401  (registers the design)
-    golden_total = designs.get_design("tcle").cycles(
-        layer, filters=params.filters, lanes=params.lanes, windows=params.windows,
-        encoding=params.encoding, first_stage_bits=params.first_stage_bits,
-        pattern=params.pattern)
-    assert total == golden_total, f"{case}: {total} cycles, golden tcle {golden_total}"
+    name, options = golden.pragmatic.tile_design(params)
+    golden_total = designs.get_design(name).cycles(layer, **options)
+    assert total == golden_total, f"{case}: {total} cycles, golden {name} {golden_total}"
     dut._log.info("%s: %d passes, %d cycles = golden", case, len(jobs), total)
 
 

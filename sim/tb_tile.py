@@ -138,7 +138,8 @@ def _expected_cycles(one_pass, params, backend):
         return one_pass.cycles_bit_parallel
     return schedule_cycles(one_pass.schedule, one_pass.acts, encoding=params.encoding,
                            act_width=params.act_width, act_signed=params.act_signed,
-                           first_stage_bits=params.first_stage_bits)
+                           first_stage_bits=params.first_stage_bits, run_ahead=params.run_ahead,
+                           gate_zero_weights=params.gate_zero_weights)
 
 
 @cocotb.test()

@@ -5,13 +5,15 @@ builds it and runs ``sim/tb_tcle.py``: four whole small layers (dense and sparse
 a depthwise convolution, a sparse FC layer; one with random idle cycles and backpressure), every
 pass's results against `golden.tcl.passes`, the layer output against
 `golden.layers.layer_output`, the tile's cycle counter against `golden.pragmatic.schedule_cycles`
-per pass and against the registered golden design ``tcle`` per layer.
+per pass and against the registered golden design (``tcle`` or ``pragmatic``) per layer.
 
-Two tile configurations cover unsigned and signed activations and both encodings: 8-bit
-unsigned with DNNsim's Booth terms, T<2,5>, L1 = 2; and 16-bit signed with NAF terms, L<2,1>,
-L1 = 1. Both run on Icarus; Verilator runs the 16-bit one by default and both with
-``TCLE_FULL=1``: a Verilator build of the tile costs ~50 s on the shared machine even at
-``-O0``, and the file must stay near ~60 s. (Both passed on Verilator when this was written.)
+Three tile configurations cover unsigned and signed activations, both encodings, both column
+synchronizations and both designs: 8-bit unsigned TCLe with DNNsim's Booth terms, T<2,5>,
+L1 = 2 and columns running up to 2 rows ahead; 16-bit signed TCLe with NAF terms, L<2,1>,
+L1 = 1, lock-step; and 8-bit signed Pragmatic (pattern ``none``, zero weights not gated). All
+run on Icarus; Verilator runs the 16-bit one by default and all with ``TCLE_FULL=1``: a
+Verilator build of the tile costs ~50 s on the shared machine even at ``-O0``, and the file
+must stay near ~60 s.
 
 The Verilator model is compiled without optimization (``run_cocotb(..., optimize=False)``),
 which halves the build (~100 s to ~50 s wall on the shared machine) of a short simulation.
@@ -25,14 +27,18 @@ from hw.params import TCLeTileParams
 from sim.runner import run_cocotb
 
 CONFIGS = {
-    "u8-booth-T25-L2": TCLeTileParams(filters=3, lanes=4, windows=2, weight_width=8,
-                                      act_width=8, act_signed=False, pattern="T<2,5>",
-                                      encoding="booth", first_stage_bits=2, weight_rows=32,
-                                      act_rows=32),
+    "u8-booth-T25-L2-A2": TCLeTileParams(filters=3, lanes=4, windows=2, weight_width=8,
+                                         act_width=8, act_signed=False, pattern="T<2,5>",
+                                         encoding="booth", first_stage_bits=2, run_ahead=2,
+                                         weight_rows=32, act_rows=32),
     "s16-naf-L21-L1": TCLeTileParams(filters=2, lanes=4, windows=2, weight_width=8,
                                      act_width=16, act_signed=True, pattern="L<2,1>",
                                      encoding="naf", first_stage_bits=1, weight_rows=32,
                                      act_rows=32),
+    "s8-booth-pragmatic": TCLeTileParams(filters=2, lanes=4, windows=2, weight_width=8,
+                                         act_width=8, act_signed=True, pattern="none",
+                                         encoding="booth", gate_zero_weights=False,
+                                         weight_rows=32, act_rows=32),
 }
 EXPECTED_TESTS = {"test_conv_dense", "test_conv_sparse_with_backpressure", "test_depthwise",
                   "test_fc_sparse"}

@@ -219,6 +219,20 @@ TCLE_CASES = {
                                          act_width=16, act_signed=False, encoding="naf",
                                          weight_rows=32, act_rows=32),
                           dict(kind="fc", C=19, K=4, density=0.4)),
+    "conv-u8-booth-run-ahead": (TCLeTileParams(filters=2, lanes=4, windows=3, weight_width=8,
+                                               act_width=8, act_signed=False, encoding="booth",
+                                               run_ahead=2, weight_rows=32, act_rows=32),
+                                dict(kind="conv", C=7, K=4, density=0.5)),
+    "conv-s8-naf-run-ahead-1": (TCLeTileParams(filters=2, lanes=3, windows=2, weight_width=8,
+                                               act_width=8, act_signed=True, encoding="naf",
+                                               pattern="L<2,1>", run_ahead=1, weight_rows=32,
+                                               act_rows=32),
+                                dict(kind="conv", C=5, K=3, density=0.6)),
+    "pragmatic-s8-booth": (TCLeTileParams(filters=2, lanes=4, windows=2, weight_width=8,
+                                          act_width=8, act_signed=True, encoding="booth",
+                                          pattern="none", gate_zero_weights=False,
+                                          weight_rows=32, act_rows=32),
+                           dict(kind="conv", density=0.4)),
 }
 
 
@@ -240,7 +254,9 @@ def test_tcle_tile_whole_layer(case):
         np.testing.assert_array_equal(got, job.outputs)
         want = schedule_cycles(job.schedule, job.acts, encoding=params.encoding,
                                act_width=params.act_width, act_signed=params.act_signed,
-                               first_stage_bits=params.first_stage_bits)
+                               first_stage_bits=params.first_stage_bits,
+                               run_ahead=params.run_ahead,
+                               gate_zero_weights=params.gate_zero_weights)
         assert cycles == want
         if not stressed:
             assert gap == cycles + dut.latency
@@ -250,12 +266,15 @@ def test_tcle_tile_whole_layer(case):
                 if k >= 0 and window >= 0:
                     out[k, window] = got[f, w]
     np.testing.assert_array_equal(out.reshape(layer_output(layer).shape), layer_output(layer))
-    # the whole layer's cycles equal the registered golden design's (lock-step)
+    # the whole layer's cycles equal the registered golden design's (tcle or pragmatic)
     from golden import designs
-    assert total == designs.get_design("tcle").cycles(
-        layer, filters=params.filters, lanes=params.lanes, windows=params.windows,
-        encoding=params.encoding, first_stage_bits=params.first_stage_bits,
-        pattern=params.pattern)
+    from golden.pragmatic import tile_design
+    name, options = tile_design(params)
+    assert name == ("tcle" if params.gate_zero_weights else "pragmatic")
+    assert total == designs.get_design(name).cycles(layer, **options)
+    if params.run_ahead:  # the case exercises run-ahead: lock-step would take longer
+        assert total > 0 and total < designs.get_design(name).cycles(
+            layer, **{**options, "run_ahead": 0})
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -266,6 +285,11 @@ def test_tcle_tile_whole_layer(case):
     ({"first_stage_bits": "2"}, TypeError,
      r"^first_stage_bits must be an integer from 0 to 3, not '2'$"),
     ({"filters": 0}, ValueError, r"^filters must be an integer from 1 to 64, not 0$"),
+    ({"run_ahead": 9}, ValueError, r"^run_ahead must be an integer from 0 to 8, not 9$"),
+    ({"run_ahead": 1.0}, TypeError, r"^run_ahead must be an integer from 0 to 8, not 1.0$"),
+    ({"gate_zero_weights": 1}, TypeError, r"^gate_zero_weights must be True or False, not 1$"),
+    ({"gate_zero_weights": False}, ValueError,
+     r"^gate_zero_weights=False \(the Pragmatic tile\) needs pattern 'none', not 'T<2,5>'$"),
 ])
 def test_tcle_tile_bad_parameters(kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -276,7 +300,8 @@ def test_tcle_tile_bad_parameters(kwargs, error, message):
 
 def test_tcle_tile_params_round_trip_and_ports():
     params = TCLeTileParams(filters=2, lanes=4, windows=2, weight_width=6, act_width=5,
-                            encoding="naf", first_stage_bits=1, weight_rows=8, act_rows=8)
+                            encoding="naf", first_stage_bits=1, run_ahead=3, pattern="none",
+                            gate_zero_weights=False, weight_rows=8, act_rows=8)
     assert TCLeTileParams.from_env(params.to_env()) == params
     tile = TCLeTile(**dataclasses.asdict(params))
     assert tile.params == params and tile.latency == 5
