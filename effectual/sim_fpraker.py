@@ -78,9 +78,11 @@ def run(args):
     import sys
     import time
 
-    for option in ("windows", "tile", "pattern", "array"):
+    for option in ("windows", "tile", "pattern", "array", "encoding", "first_stage_bits",
+                   "run_ahead"):
         if getattr(args, option, None) is not None:
-            raise ValueError(f"--{option} does not apply to {args.design} (use --outputs)")
+            raise ValueError(f"--{option.replace('_', '-')} does not apply to {args.design} "
+                             f"(use --outputs)")
     if args.sim not in ("icarus", "verilator"):
         raise ValueError(f"--sim must be icarus or verilator, not {args.sim!r}")
     outputs = DEFAULT_OUTPUTS if getattr(args, "outputs", None) is None else args.outputs

@@ -12,11 +12,15 @@ dstripes    hw.tile.TCLpTile (block tclp), Dynamic Stripes  none
 wskip       hw.tile.BitParallelTile (block bit_parallel)    --pattern (T<2,5>)
 tclp        hw.tile.TCLpTile (block tclp)                   --pattern (T<2,5>)
 tcle        hw.term_serial.TCLeTile (block tcle_small)      --pattern (T<2,5>)
+pragmatic   hw.term_serial.TCLeTile, zero weights not gated none
 ==========  ==============================================  =======================
 
-The TCLe tile runs with the golden defaults: DNNsim Booth terms, 2-bit first-stage shifters;
-its per-pass cycles are `golden.pragmatic.schedule_cycles` (what the registered design ``tcle``
-sums).
+The term-serial designs take ``--encoding booth|naf|binary`` (default DNNsim's Booth terms),
+``--first-stage-bits L1`` (default 2) and ``--run-ahead A`` (rows a column may run ahead of the
+slowest, 0..8; default 0 = lock-step); their per-pass cycles are
+`golden.pragmatic.schedule_cycles` and the layer's sum is the registered design's
+(`golden.pragmatic.tile_design`: ``tcle``, or ``pragmatic`` for the tile that does not gate
+zero weights).
 
 The NB-SMT designs run on the SySMT systolic array (`hw.sysmt.SySMTArray`, block ``sysmt``;
 `sim.tb_sysmt_layer`): ``sysmt1``, ``sysmt2`` and ``sysmt4`` (1, 2, 4 threads per PE, the
@@ -33,9 +37,7 @@ the array's 2-thread PEs use SPARQ's 2opt window, the registered ``sparq`` desig
 
 ``stripes`` has no RTL here: its golden model uses one per-layer profiled precision, which is
 the Dynamic Stripes datapath with the precision detector replaced by a constant; use
-``dstripes``. ``pragmatic`` has no RTL either: the TCLe tile with pattern ``none`` skips the
-terms of zero weights, which Pragmatic does not (its golden cycles are higher on any layer with
-zero weights); use ``tcle``.
+``dstripes``.
 
 Printed (or ``--json``): whether the RTL output equals `golden.layers.layer_output` (an
 independent dense reference), the cycles measured from the tile's own cycle counter (summed over
@@ -46,7 +48,7 @@ speedup (baseline / measured) and the simulation time. ``--out Y.npy`` writes th
 ``[K, N]`` (the first N windows, row-major). Exit status 1 when the output or a cycle count
 differs.
 
-``--tile FxNxW`` defaults to 4x4x1 (baseline, wskip) and 4x4x2 (dstripes, tclp, tcle): RTL
+``--tile FxNxW`` defaults to 4x4x1 (baseline, wskip) and 4x4x2 (the others): RTL
 simulation of the paper's 16x16x16 tile is possible but slow. Weight and activation widths
 follow the layer (``weight_bits``, ``act_bits``, ``act_signed``); the memories are sized to the
 layer's largest schedule and its steps.
@@ -70,13 +72,16 @@ DESIGNS = {
     "wskip": ("bit_parallel", "bit_parallel", "T<2,5>", True),
     "tclp": ("tclp", "bit_serial", "T<2,5>", True),
     "tcle": ("tcle_small", "term_serial", "T<2,5>", True),
+    "pragmatic": ("tcle_small", "term_serial", "none", False),
 }
+#: `hw.params.TCLeTileParams` fields fixed by a term-serial design
+TERM_SERIAL_FIXED = {"pragmatic": {"gate_zero_weights": False}}
+#: options of the term-serial designs (`hw.params.TCLeTileParams` fields)
+TERM_SERIAL_OPTIONS = ("encoding", "first_stage_bits", "run_ahead")
 #: registered golden designs without RTL -> the one-line reason
 NO_RTL = {
     "stripes": "stripes has no RTL (its golden model uses one per-layer precision); simulate "
                "dstripes instead",
-    "pragmatic": "pragmatic has no RTL (the TCLe tile with pattern none skips zero weights' "
-                 "terms, Pragmatic does not); simulate tcle instead",
     "sparq": "sparq has no array RTL (SySMTArray's 2-thread PEs use SPARQ's 2opt window, the "
              "sparq design 5opt; hw.sparq.SparqPE is one PE); simulate sysmt2 instead",
 }
@@ -91,8 +96,8 @@ DEFAULT_TILES = {"bit_parallel": (4, 4, 1), "bit_serial": (4, 4, 2), "term_seria
 def add_arguments(parser):
     """Add the ``sim`` arguments to ``parser``."""
     parser.add_argument("--design", required=True, metavar="D",
-                        help="baseline, dstripes, wskip, tclp, tcle, sysmt1, sysmt2 or sysmt4 "
-                             "(stripes, pragmatic, sparq: no RTL, use dstripes, tcle, sysmt2)")
+                        help="baseline, dstripes, wskip, tclp, tcle, pragmatic, sysmt1, sysmt2 "
+                             "or sysmt4 (stripes, sparq: no RTL, use dstripes, sysmt2)")
     parser.add_argument("--layer", required=True, metavar="FILE",
                         help="a layer file (.npz, golden.layers format)")
     parser.add_argument("--sim", required=True, metavar="SIM", help="icarus or verilator")
@@ -107,6 +112,13 @@ def add_arguments(parser):
                              "the registered designs model 16x16)")
     parser.add_argument("--pattern", metavar="P",
                         help="weight-skipping pattern of wskip/tclp/tcle (default T<2,5>)")
+    parser.add_argument("--encoding", choices=("booth", "naf", "binary"),
+                        help="tcle/pragmatic: activation term encoding (default booth)")
+    parser.add_argument("--first-stage-bits", type=int, metavar="L1",
+                        help="tcle/pragmatic: first-stage shift window bits, 0..3 (default 2)")
+    parser.add_argument("--run-ahead", type=int, metavar="A",
+                        help="tcle/pragmatic: rows a column may run ahead, 0..8 (default 0 = "
+                             "lock-step)")
     parser.add_argument("--build-dir", metavar="DIR", type=pathlib.Path,
                         help="keep the Verilog, simulator build and report here (default: a "
                              "temporary directory)")
@@ -117,9 +129,9 @@ def add_arguments(parser):
     parser.add_argument("--out", metavar="Y.npy", help="write the RTL output (int64)")
 
 
-def _tile_params(layer, tile, pattern, max_windows, params_class):
-    """Return the ``params_class`` (`TileParams` or `TCLeTileParams`) for ``layer`` with
-    memories sized to its schedules."""
+def _tile_params(layer, tile, pattern, max_windows, params_class, **extra):
+    """Return the ``params_class`` (`TileParams` or `TCLeTileParams`, with the ``extra``
+    fields) for ``layer`` with memories sized to its schedules."""
     from golden.tcl import passes
     from hw.params import TileParams
 
@@ -135,7 +147,7 @@ def _tile_params(layer, tile, pattern, max_windows, params_class):
             seen.add(one.tile)
             rows = max(rows, one.schedule.rows)
             steps = max(steps, one.acts.shape[1])
-    return params_class(**common, weight_rows=rows, act_rows=steps)
+    return params_class(**common, **extra, weight_rows=rows, act_rows=steps)
 
 
 def _baseline_cycles(layer, filters, lanes, max_windows):
@@ -177,11 +189,12 @@ def _run_logged(block, params, simulator, build_dir, test_module, env, optimize=
 
 
 def simulate(layer_path, design, simulator, *, tile=None, pattern=None, array=None,
-             windows=None, build_dir):
+             windows=None, term_options=None, build_dir):
     """Run a layer file on the RTL; return ``(results dict, output array, mismatch or None)``.
 
-    ``tile`` (F, N, W) and ``pattern`` apply to the tile designs, ``array`` (R, C) to the
-    ``sysmt`` designs (`simulate_array`). Raises ``ValueError`` for an unknown design/simulator
+    ``tile`` (F, N, W) and ``pattern`` apply to the tile designs, ``term_options`` (a dict of
+    `TERM_SERIAL_OPTIONS`) to the term-serial ones, ``array`` (R, C) to the ``sysmt`` designs
+    (`simulate_array`). Raises ``ValueError`` for an unknown design/simulator
     or an option the design does not take, ``OSError`` naming the log file if the simulation
     itself failed (build error, hang).
     """
@@ -197,6 +210,13 @@ def simulate(layer_path, design, simulator, *, tile=None, pattern=None, array=No
                          f"not {design!r}")
     if simulator not in SIMULATORS:
         raise ValueError(f"--sim must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    term_options = dict(term_options or {})
+    if set(term_options) - set(TERM_SERIAL_OPTIONS):
+        raise ValueError(f"term_options takes {', '.join(TERM_SERIAL_OPTIONS)}, not "
+                         f"{sorted(set(term_options) - set(TERM_SERIAL_OPTIONS))}")
+    if term_options and (design not in DESIGNS or DESIGNS[design][1] != "term_serial"):
+        option = "--" + next(iter(term_options)).replace("_", "-")
+        raise ValueError(f"{option} applies to tcle and pragmatic only, not {design}")
     if design in ARRAY_DESIGNS:
         if tile is not None:
             raise ValueError(f"--tile applies to {', '.join(DESIGNS)} only, not {design} (use "
@@ -215,8 +235,11 @@ def simulate(layer_path, design, simulator, *, tile=None, pattern=None, array=No
     pattern = default_pattern if pattern is None else pattern
     tile = DEFAULT_TILES[backend] if tile is None else tile
     layer = load_layer(layer_path)
-    params = _tile_params(layer, tile, pattern, windows,
-                          TCLeTileParams if backend == "term_serial" else TileParams)
+    if backend == "term_serial":
+        params = _tile_params(layer, tile, pattern, windows, TCLeTileParams, **term_options,
+                              **TERM_SERIAL_FIXED.get(design, {}))
+    else:
+        params = _tile_params(layer, tile, pattern, windows, TileParams)
     build_dir = pathlib.Path(build_dir)
     report_path = build_dir / "report.json"
     env = {"TILE_BACKEND": backend, "TILE_LAYERS": str(pathlib.Path(layer_path).resolve()),
@@ -278,6 +301,8 @@ def simulate(layer_path, design, simulator, *, tile=None, pattern=None, array=No
         "sim_clock_cycles": report["sim_clock_cycles"],
         "sim_seconds": report["wall_seconds"], "total_seconds": elapsed,
     }
+    if backend == "term_serial":
+        results.update({name: getattr(params, name) for name in TERM_SERIAL_OPTIONS})
     return results, output, mismatch
 
 
@@ -377,7 +402,10 @@ def run(args):
         raise ValueError(f"--outputs applies to fpraker and bf16mac only, not {args.design}")
     tile = None if args.tile is None else parse_tile(args.tile)
     array = None if args.array is None else parse_array(args.array)
-    options = dict(tile=tile, pattern=args.pattern, array=array, windows=args.windows)
+    term_options = {name: getattr(args, name) for name in TERM_SERIAL_OPTIONS
+                    if getattr(args, name, None) is not None}
+    options = dict(tile=tile, pattern=args.pattern, array=array, windows=args.windows,
+                   term_options=term_options)
     if args.build_dir is not None:
         args.build_dir.mkdir(parents=True, exist_ok=True)
         results, output, mismatch = simulate(args.layer, args.design, args.sim, **options,
@@ -396,6 +424,9 @@ def run(args):
         where = (f"array {results['array']}, {results['threads']} thread"
                  f"{'s' if results['threads'] > 1 else ''} per PE" if is_array
                  else f"tile {results['tile']}, pattern {results['pattern']}")
+        if "run_ahead" in results:
+            where += (f", {results['encoding']} terms, L1 = {results['first_stage_bits']}, "
+                      f"run-ahead {results['run_ahead']}")
         print(f"{args.layer}: layer {results['layer']!r} ({results['kind']}) on {args.design} "
               f"RTL, {where}, {args.sim}")
         if is_array:

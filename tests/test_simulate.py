@@ -86,32 +86,53 @@ def test_sim_tcle_equals_golden_tcle(tiny_layer, capsys):
     assert results["speedup"] == pytest.approx(results["baseline_cycles"] / results["cycles"])
 
 
-def test_pragmatic_is_not_the_tcle_tile_with_pattern_none(tiny_layer):
-    """Why ``--design pragmatic`` is rejected: on a layer with zero weights the golden
-    Pragmatic model counts more cycles than the TCLe tile's cycle model with pattern none."""
-    import golden.pragmatic as pragmatic
-    from golden.tcl import passes
-    from hw.params import TCLeTileParams
+@pytest.mark.cocotb
+@pytest.mark.parametrize("design, extra", [
+    ("pragmatic", ["--encoding", "naf", "--first-stage-bits", "1"]),
+    ("tcle", ["--run-ahead", "2", "--tile", "2x4x3"]),
+])
+def test_sim_term_serial_options(design, extra, tiny_layer, capsys):
+    """Pragmatic (the TCLe tile without zero-weight gating) and TCLe with run-ahead: RTL
+    output = dense reference, the cycle counters = golden, and their sum = the registered
+    design with the same options on the whole layer."""
+    import golden.pragmatic  # noqa: F401  (registers the designs)
 
-    _, layer = tiny_layer
-    params = TCLeTileParams(filters=4, lanes=4, windows=2, weight_width=8, act_width=8,
-                            act_signed=True, pattern="none", weight_rows=256, act_rows=256)
-    tile = sum(pragmatic.schedule_cycles(one.schedule, one.acts, encoding="booth", act_width=8,
-                                         act_signed=True, first_stage_bits=2)
-               for one in passes(layer, params))
-    assert tile < pragmatic.pragmatic_cycles(layer, filters=4, lanes=4, windows=2)
-    # the layer-level golden tcle model with pattern none is the tile's per-pass model summed
-    assert tile == pragmatic.tcle_cycles(layer, filters=4, lanes=4, windows=2, pattern="none")
+    path, layer = tiny_layer
+    assert main(["sim", "--design", design, "--layer", str(path), "--sim", VERILATOR_FREE,
+                 "--json", *extra]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["output_matches"] and results["cycles_match"]
+    f, n, w = (int(v) for v in results["tile"].split("x"))
+    options = dict(filters=f, lanes=n, windows=w, encoding=results["encoding"],
+                   first_stage_bits=results["first_stage_bits"],
+                   run_ahead=results["run_ahead"])
+    if design == "tcle":
+        assert (results["run_ahead"], results["tile"]) == (2, "2x4x3")
+        options["pattern"] = "T<2,5>"
+    else:
+        assert (results["pattern"], results["encoding"], results["first_stage_bits"]) == (
+            "none", "naf", 1)
+    assert results["cycles"] == get_design(design).cycles(layer, **options)
+    # the tiny layer has zero weights: Pragmatic processes their activations' terms, TCLe with
+    # pattern none does not, so it takes fewer cycles
+    if design == "pragmatic":
+        assert get_design("tcle").cycles(layer, pattern="none", **options) < results["cycles"]
 
 
 @pytest.mark.parametrize("argv,message", [
     (["--design", "stripes"], "stripes has no RTL (its golden model uses one per-layer "
                               "precision); simulate dstripes instead"),
-    (["--design", "pragmatic"], "pragmatic has no RTL (the TCLe tile with pattern none skips "
-                                "zero weights' terms, Pragmatic does not); simulate tcle "
-                                "instead"),
     (["--design", "nope"], "--design must be one of baseline, dstripes, wskip, tclp, tcle, "
-                           "sysmt1, sysmt2, sysmt4, not 'nope'"),
+                           "pragmatic, sysmt1, sysmt2, sysmt4, not 'nope'"),
+    (["--design", "tclp", "--run-ahead", "1"],
+     "--run-ahead applies to tcle and pragmatic only, not tclp"),
+    (["--design", "sysmt2", "--encoding", "naf"],
+     "--encoding applies to tcle and pragmatic only, not sysmt2"),
+    (["--design", "tcle", "--run-ahead", "9"], "run_ahead must be an integer from 0 to 8, not 9"),
+    (["--design", "pragmatic", "--pattern", "T<2,5>"],
+     "--pattern applies to wskip, tclp and tcle only, not pragmatic"),
+    (["--design", "fpraker", "--run-ahead", "1"],
+     "--run-ahead does not apply to fpraker (use --outputs)"),
     (["--design", "sparq"], "sparq has no array RTL (SySMTArray's 2-thread PEs use SPARQ's 2opt "
                             "window, the sparq design 5opt; hw.sparq.SparqPE is one PE); "
                             "simulate sysmt2 instead"),
@@ -120,7 +141,8 @@ def test_pragmatic_is_not_the_tcle_tile_with_pattern_none(tiny_layer):
     (["--design", "sysmt2", "--array", "1x4"], "rows must be an integer from 2 to 16, not 1"),
     (["--design", "sysmt4", "--array", "4x17"], "cols must be an integer from 1 to 16, not 17"),
     (["--design", "sysmt2", "--tile", "4x4x2"],
-     "--tile applies to baseline, dstripes, wskip, tclp, tcle only, not sysmt2 (use --array)"),
+     "--tile applies to baseline, dstripes, wskip, tclp, tcle, pragmatic only, not sysmt2 (use "
+     "--array)"),
     (["--design", "sysmt1", "--pattern", "T<2,5>"],
      "--pattern applies to wskip, tclp and tcle only, not sysmt1"),
     (["--design", "tclp", "--array", "4x4"],
