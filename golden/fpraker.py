@@ -182,6 +182,9 @@ class DotResult:
         Terms of A in lanes whose product is zero or special (skipped by zero detection).
     cycles_no_skip : ``int64`` array
         Cycles if out-of-bounds terms were not skipped (equal to ``cycles`` for the baseline).
+    set_cycles : ``int64`` array, shape ``shape + (sets,)``
+        PE cycles of every set (the cycle model per set; ``cycles`` is their sum), used by the
+        lock-step tile model (`golden.fpraker_tile`).
     """
 
     bits: np.ndarray
@@ -197,6 +200,7 @@ class DotResult:
     effectual: np.ndarray
     zero_lane_terms: np.ndarray
     cycles_no_skip: np.ndarray
+    set_cycles: np.ndarray = None
 
 
 def _check_pairs(a, b):
@@ -268,6 +272,7 @@ def _accumulate(a, b, *, lanes, acc_width, encoding):
     pinf, ninf = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
     stats = {name: np.zeros(count, dtype=np.int64)
              for name in ("cycles", "terms", "effectual", "zero_lane_terms", "cycles_no_skip")}
+    set_cycles = np.zeros((count, sets), dtype=np.int64)
     for j in range(sets):
         psign, e, siga, sigb, finite, nan_lane, inf_lane = _set_lanes(a_sets[:, j],
                                                                      b_sets[:, j])
@@ -285,7 +290,7 @@ def _accumulate(a, b, *, lanes, acc_width, encoding):
         if encoding is None:
             product = (siga * sigb) << (w - 16)
             contribution = np.where(finite, _shift_right(product, d), 0)
-            stats["cycles"] += 1
+            set_cycles[:, j] = 1
             stats["cycles_no_skip"] += 1
         else:
             plus, minus = term_masks(siga, encoding=encoding)
@@ -302,12 +307,13 @@ def _accumulate(a, b, *, lanes, acc_width, encoding):
             stats["effectual"] += effectual.sum(-1)
             a_nonzero = ((a_sets[:, j] >> 7) & 0xFF) != 0
             stats["zero_lane_terms"] += np.where(~finite & a_nonzero, all_terms, 0).sum(-1)
-            stats["cycles"] += np.maximum(effectual.max(-1), 1)
+            set_cycles[:, j] = np.maximum(effectual.max(-1), 1)
             stats["cycles_no_skip"] += np.maximum(np.where(finite, all_terms, 0).max(-1), 1)
         # 4. adder tree and accumulate
         total = total + np.where(psign == 1, -contribution, contribution).sum(-1)
         # 5. normalization
         sign, exponent, magnitude = _normalize(total, e_ref, w)
+    stats["cycles"] = set_cycles.sum(-1)
     bits = round_accumulator(sign, exponent, magnitude, acc_width=w, nan=nan, pinf=pinf,
                              ninf=ninf)
 
@@ -317,6 +323,7 @@ def _accumulate(a, b, *, lanes, acc_width, encoding):
     return DotResult(bits=shaped(bits), sets=sets, acc_sign=shaped(sign),
                      acc_exponent=shaped(exponent), acc_magnitude=shaped(magnitude),
                      nan=shaped(nan), pinf=shaped(pinf), ninf=shaped(ninf),
+                     set_cycles=set_cycles.reshape(shape + (sets,)),
                      **{name: shaped(value) for name, value in stats.items()})
 
 

@@ -16,6 +16,7 @@ from .params import MacParams, SparqBankParams, SparqParams, SySMTParams
 from .params import TermEncoderParams
 from .params import TCLeTileParams
 from .params import BF16MACParams, FPRakerParams, FPTermEncoderParams
+from .params import FPRakerTileParams
 
 __all__ = ["Block", "BLOCKS", "get_block", "build", "emit_verilog", "verilog_ports"]
 
@@ -113,6 +114,11 @@ BLOCKS = {
               default=TileParams(filters=4, lanes=4, windows=1, weight_width=8, act_width=8,
                                  pattern="none", weight_rows=256, act_rows=256),
               summary="bit-parallel baseline tile: 4 x 4 8-bit MACs per cycle, dense front end"),
+        Block(name="fpraker_tile", module_name="fpraker_tile", params_class=FPRakerTileParams,
+              component="hw.fpraker_tile:FPRakerTile",
+              default=FPRakerTileParams(filters=2, lanes=4, weight_rows=16, act_rows=16),
+              summary="FPRaker tile: 2 FPRaker PEs x 4 bfloat16 pairs in lock-step, 16 sets "
+                      "per pass, same ports as tclp (float32 results)"),
     ]
 }
 

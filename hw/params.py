@@ -15,7 +15,7 @@ __all__ = ["EnvParams", "PrecisionParams", "TileParams", "parse_pattern", "check
            "TermEncoderParams", "TERM_ENCODINGS", "TCLeTileParams",
            "SparqParams", "SparqBankParams", "SPARQ_PLACEMENTS", "sparq_modes", "SySMTParams",
            "SYSMT_THREADS", "MacParams", "FP_ENCODINGS", "FPTermEncoderParams", "FPRakerParams",
-           "BF16MACParams", "DPRedParams", "DPRED_WORD_WIDTHS"]
+           "BF16MACParams", "DPRedParams", "DPRED_WORD_WIDTHS", "FPRakerTileParams"]
 
 
 def check_int(name, value, minimum, maximum):
@@ -773,3 +773,77 @@ class TCLeTileParams(TileParams):
         if not self.gate_zero_weights and self.pattern != "none":
             raise ValueError(f"gate_zero_weights=False (the Pragmatic tile) needs pattern "
                              f"'none', not {self.pattern!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FPRakerTileParams(TileParams):
+    """Configuration of the FPRaker tile (`hw.fpraker_tile.FPRakerTile`): P FPRaker PEs in
+    lock-step behind the host interface of the integer tiles (`hw.tile.TCLpTile`).
+
+    The tile's streams carry bfloat16 bit patterns as 16-bit fields, so the integer-tile fields
+    are fixed: ``windows=1``, ``pattern="none"``, ``weight_width=16``, ``act_width=16``,
+    ``act_signed=False``. ``schedule_row_layout`` then holds P*N weights (B operands, PE ``p``
+    in slots ``p*N .. p*N+N-1``), ``act_row_layout`` N activations (the A set all PEs share),
+    and a result is a float32 pattern zero-extended to ``acc_width`` = 33 bits.
+
+    Parameters
+    ----------
+    filters : int, 1..16
+        P, the PEs (outputs per pass).
+    lanes : int, 1..16
+        N, the pairs per set.
+    weight_rows, act_rows : int, 1..65536, equal
+        R, the most sets of one pass (the depth of the B and A memories).
+    fp_acc_width : int, 16..48
+        The PEs' accumulator window W (`hw.params.FPRakerParams.acc_width`), default 28.
+    encoding : str
+        Term encoding of A's significand: ``"naf"`` (default), ``"booth"`` or ``"binary"``.
+    windows, weight_width, act_width, act_signed, pattern
+        Fixed at 1, 16, 16, False, ``"none"``; any other value is a ``ValueError``.
+    """
+
+    filters: int = 2
+    lanes: int = 4
+    windows: int = 1
+    weight_width: int = 16
+    act_width: int = 16
+    act_signed: bool = False
+    pattern: str = "none"
+    weight_rows: int = 16
+    act_rows: int = 16
+    fp_acc_width: int = 28
+    encoding: str = "naf"
+
+    MAX_PES = 16
+    MAX_LANES = 16
+    #: the fields the tile fixes and their only accepted value
+    FIXED = {"windows": 1, "pattern": "none", "weight_width": 16, "act_width": 16,
+             "act_signed": False}
+
+    def __post_init__(self):
+        for name, fixed in self.FIXED.items():
+            value = getattr(self, name)
+            if type(value) is not type(fixed) or value != fixed:
+                raise ValueError(f"{name} of an FPRaker tile must be {fixed!r}, not {value!r}")
+        super().__post_init__()
+        object.__setattr__(self, "filters", check_int("filters", self.filters, 1,
+                                                      self.MAX_PES))
+        object.__setattr__(self, "lanes", check_int("lanes", self.lanes, 1, self.MAX_LANES))
+        if self.weight_rows != self.act_rows:
+            raise ValueError(f"weight_rows and act_rows of an FPRaker tile must be equal (the "
+                             f"sets per pass), not {self.weight_rows} and {self.act_rows}")
+        object.__setattr__(self, "fp_acc_width", check_int(
+            "fp_acc_width", self.fp_acc_width, FPRakerParams.MIN_ACC_WIDTH,
+            FPRakerParams.MAX_ACC_WIDTH))
+        _check_fp_encoding(self.encoding)
+
+    @property
+    def acc_width(self):
+        """Result width: 33, a float32 pattern zero-extended (non-negative as a signed value)."""
+        return 33
+
+    @property
+    def pe_params(self):
+        """The `FPRakerParams` of every PE (lanes, window, encoding)."""
+        return FPRakerParams(lanes=self.lanes, acc_width=self.fp_acc_width,
+                             encoding=self.encoding)
