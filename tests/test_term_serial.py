@@ -307,3 +307,20 @@ def test_tcle_tile_params_round_trip_and_ports():
     assert tile.params == params and tile.latency == 5
     assert set(tile.signature.members) == {"weights", "acts", "results", "start", "rows",
                                            "steps", "load_weights", "busy", "done", "cycles"}
+
+
+@pytest.mark.parametrize("options", [dict(run_ahead=2),
+                                     dict(pattern="none", gate_zero_weights=False)],
+                         ids=["run-ahead-2", "pragmatic"])
+def test_tcle_tile_variants_lint_clean(options, tmp_path):
+    """The run-ahead and Pragmatic variants of ``tcle_small`` (the lint sweep of
+    tests/test_lint.py covers the default) are Verilator -Wall clean with the waivers."""
+    from effectual.hdl import write_block
+    from effectual.lint import lint_file
+    from hw.blocks import BLOCKS
+
+    params = dataclasses.replace(BLOCKS["tcle_small"].default, **options)
+    path = tmp_path / "tcle_tile_small.v"
+    write_block("tcle_small", params, path)
+    ok, output = lint_file(path)
+    assert ok, output
