@@ -20,12 +20,13 @@ import time
 
 import numpy as np
 
-from hw.protocol import (INFO_LENGTH, MAGIC, PROTOCOL_VERSION, REPLY_SYNC, REQUEST_SYNC,
-                         STATUS_LENGTH, Command, Error, crc16, pattern_crc)
+from hw.protocol import (BACKENDS, ENCODINGS, INFO_LENGTH, MAGIC, PROTOCOL_VERSION, REPLY_SYNC,
+                         REQUEST_SYNC, STATUS_LENGTH, Command, Error, crc16, pattern_crc)
 
 __all__ = ["ProtocolError", "DeviceError", "Reply", "BoardInfo", "BoardStatus",
            "encode_request", "encode_reply", "decode_reply", "SerialTransport", "Board",
-           "PassRun", "LayerRun", "geometry"]
+           "PassRun", "LayerRun", "geometry", "expected_cycles", "selftest_layer",
+           "selftest_vectors"]
 
 
 class ProtocolError(OSError):
@@ -92,10 +93,15 @@ def decode_reply(data):
 
 @dataclasses.dataclass(frozen=True)
 class BoardInfo:
-    """The board's answer to ``VERSION``: its protocol version and tile configuration."""
+    """The board's answer to ``VERSION``: its protocol version and tile configuration.
+
+    ``backend`` is a name of `hw.protocol.BACKENDS`; ``encoding``, ``first_stage_bits``,
+    ``run_ahead`` and ``gate_zero_weights`` describe a term-serial back end (for the others they
+    are None).
+    """
 
     protocol: int
-    serial: bool
+    backend: str
     filters: int
     lanes: int
     windows: int
@@ -108,27 +114,58 @@ class BoardInfo:
     pattern_crc: int
     clock_hz: int
     selftest: bool
+    encoding: str = None
+    first_stage_bits: int = None
+    run_ahead: int = None
+    gate_zero_weights: bool = None
+
+    @property
+    def term_serial(self):
+        """Whether the back end is term-serial."""
+        return self.backend == "term-serial"
 
     @classmethod
     def from_bytes(cls, data):
-        """Parse the 29-byte ``VERSION`` payload; `ProtocolError` if malformed."""
+        """Parse the ``VERSION`` payload (`hw.protocol.INFO_LENGTH` bytes); `ProtocolError` if
+        malformed. A board speaking another protocol version is reported by `Board.handshake`
+        (`DeviceError` ``BAD_VERSION``) before this is called."""
         if len(data) != INFO_LENGTH or data[:4] != MAGIC:
             raise ProtocolError(f"VERSION reply is not an Effectual board: {bytes(data).hex()}")
+        if data[5] >= len(BACKENDS):
+            raise ProtocolError(f"VERSION reply has back-end code {data[5]}, not one of "
+                                f"0..{len(BACKENDS) - 1}")
+        backend = BACKENDS[data[5]]
+        term = {}
+        if backend == "term-serial":
+            if data[29] >= len(ENCODINGS):
+                raise ProtocolError(f"VERSION reply has encoding code {data[29]}, not one of "
+                                    f"0..{len(ENCODINGS) - 1}")
+            term = dict(encoding=ENCODINGS[data[29]], first_stage_bits=data[30],
+                        run_ahead=data[31], gate_zero_weights=bool(data[32]))
         u32 = lambda k: int.from_bytes(data[k:k + 4], "little")  # noqa: E731
-        return cls(protocol=data[4], serial=bool(data[5]), filters=data[6], lanes=data[7],
+        return cls(protocol=data[4], backend=backend, filters=data[6], lanes=data[7],
                    windows=data[8], weight_width=data[9], act_width=data[10],
                    act_signed=bool(data[11]), weight_rows=u32(12), act_rows=u32(16),
                    max_payload=int.from_bytes(data[20:22], "little"),
                    pattern_crc=int.from_bytes(data[22:24], "little"), clock_hz=u32(24),
-                   selftest=bool(data[28]))
+                   selftest=bool(data[28]), **term)
 
     def matches(self, params):
-        """Return the names of the `TileParams` fields that differ from the board's."""
+        """Return the names of the `TileParams` (`TCLeTileParams` for a term-serial board)
+        fields that differ from the board's (``"params type"`` if the kind differs)."""
+        from hw.params import TCLeTileParams
+
         names = ["filters", "lanes", "windows", "weight_width", "act_width", "act_signed",
                  "weight_rows", "act_rows"]
         diff = [name for name in names if getattr(self, name) != getattr(params, name)]
         if self.pattern_crc != pattern_crc(params.offsets):
             diff.append("pattern")
+        if self.term_serial != isinstance(params, TCLeTileParams):
+            diff.append("params type (the board's back end is " + self.backend + ")")
+        elif self.term_serial:
+            diff += [name for name in ("encoding", "first_stage_bits", "run_ahead",
+                                       "gate_zero_weights")
+                     if getattr(self, name) != getattr(params, name)]
         return diff
 
 
@@ -301,11 +338,16 @@ class Board:
                 break
         if reply.status not in (Error.OK, Error.BAD_VERSION):
             raise DeviceError(Command.VERSION, reply.status)
-        info = BoardInfo.from_bytes(reply.payload)
-        if reply.status == Error.BAD_VERSION or info.protocol != PROTOCOL_VERSION:
+        payload = reply.payload
+        # the version byte is checked before the rest: another protocol's info has another
+        # length and layout
+        if len(payload) < 5 or payload[:4] != MAGIC:
+            raise ProtocolError(f"VERSION reply is not an Effectual board: {payload.hex()}")
+        if reply.status == Error.BAD_VERSION or payload[4] != PROTOCOL_VERSION:
             raise DeviceError(Command.VERSION, Error.BAD_VERSION,
-                              f"board speaks protocol {info.protocol}, this driver "
+                              f"board speaks protocol {payload[4]}, this driver "
                               f"{PROTOCOL_VERSION}")
+        info = BoardInfo.from_bytes(payload)
         self.info = info
         return info
 
@@ -371,7 +413,8 @@ class Board:
 
     @property
     def params(self):
-        """A `TileParams` with the board's sizes (pattern taken from `expect`)."""
+        """The board's `TileParams` (`TCLeTileParams` for a term-serial board), set by
+        `expect`."""
         return self._params
 
     def expect(self, params):
@@ -399,11 +442,9 @@ class Board:
         self.wait()
         values = self.read_results(p.filters * p.windows)
         outputs = np.array(values, dtype=np.int64).reshape(p.windows, p.filters).T
-        expected_cycles = (golden_pass.cycles_bit_serial if self.info.serial
-                           else golden_pass.cycles_bit_parallel)
         return PassRun(tile=golden_pass.tile, chunk=golden_pass.chunk, outputs=outputs,
                        expected=golden_pass.outputs, cycles=self.read_cycles(),
-                       expected_cycles=int(expected_cycles))
+                       expected_cycles=expected_cycles(golden_pass, p, self.info.backend))
 
     def run_layer(self, layer, *, max_windows=None, on_pass=None):
         """Run every pass of ``layer`` (its first ``max_windows`` windows); return a `LayerRun`.
@@ -460,13 +501,41 @@ def selftest_layer(params, *, seed=1):
                  act_signed=params.act_signed, name="selftest")
 
 
-def selftest_vectors(params, *, serial, seed=1):
+def expected_cycles(golden_pass, params, backend):
+    """Return the compute cycles golden predicts for one `golden.tcl.Pass` on a tile.
+
+    ``backend`` (a name of `hw.protocol.BACKENDS`): ``"bit-parallel"`` -> the pass's R rows
+    (``cycles_bit_parallel``), ``"bit-serial"`` -> the sum of the rows' precisions
+    (``cycles_bit_serial``), ``"term-serial"`` -> `golden.pragmatic.schedule_cycles` with the
+    encoding, first-stage bits, run-ahead and gating of ``params`` (a `TCLeTileParams`).
+    """
+    if backend == "bit-parallel":
+        return int(golden_pass.cycles_bit_parallel)
+    if backend == "bit-serial":
+        return int(golden_pass.cycles_bit_serial)
+    if backend != "term-serial":
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    from golden.pragmatic import schedule_cycles
+    from hw.params import TCLeTileParams
+
+    if not isinstance(params, TCLeTileParams):
+        raise TypeError(f"the term-serial back end needs TCLeTileParams, not {params!r}")
+    return int(schedule_cycles(golden_pass.schedule, golden_pass.acts,
+                               encoding=params.encoding, act_width=params.act_width,
+                               act_signed=params.act_signed,
+                               first_stage_bits=params.first_stage_bits,
+                               run_ahead=params.run_ahead,
+                               gate_zero_weights=params.gate_zero_weights))
+
+
+def selftest_vectors(params, *, backend, seed=1):
     """Return the keyword arguments of `hw.hostlink.SelfTest` for ``params``: the first pass of
-    `selftest_layer` from `golden.tcl.passes` (``serial``: expect the bit-serial cycle count)."""
+    `selftest_layer` from `golden.tcl.passes`, with the cycle count `expected_cycles` predicts
+    for ``backend`` (a name of `hw.protocol.BACKENDS`)."""
     from golden.tcl import pack_act_rows, passes
 
     first = next(passes(selftest_layer(params, seed=seed), params))
     return {"rows": first.schedule.rows, "steps": first.acts.shape[1],
             "schedule": first.schedule.pack(params), "acts": pack_act_rows(first.acts, params),
             "results": first.outputs.T.ravel().tolist(),
-            "cycles": first.cycles_bit_serial if serial else first.cycles_bit_parallel}
+            "cycles": expected_cycles(first, params, backend)}

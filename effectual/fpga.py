@@ -2,6 +2,7 @@
 
     effectual fpga --board B --design D [--tile FxNxW] [--pattern P] [--weight-width N]
                    [--act-width N] [--signed-acts] [--rows N] [--baud N] [-o DIR] [--program]
+                   [--encoding E] [--first-stage-bits L1] [--run-ahead A]   (tcle, pragmatic)
     effectual board run --board B --layer FILE --port DEV [--baud N] [--max-windows N]
                         [--design D --tile FxNxW ...  with --port sim]
 
@@ -17,6 +18,7 @@ pins. It checks the board's configuration (handshake), runs every pass of the la
 (`effectual.driver.Board.run_layer`), and compares outputs and cycle counts with golden.
 """
 
+import argparse
 import dataclasses
 import json
 import pathlib
@@ -37,9 +39,19 @@ BOARD_TILES = {
                       act_signed=False, pattern="T<2,5>", weight_rows=128, act_rows=128),
 }
 #: per-design changes to `BOARD_TILES`: the iCEBreaker's UP5K has 8 DSP blocks, so the
-#: bit-parallel tile (baseline, wskip: F*N*W multipliers) gets one window there
+#: bit-parallel tile (baseline, wskip: F*N*W multipliers) gets one window there; the TCLe tile
+#: (tcle, pragmatic) is 2x2x2 there (2x4x2 and 1x4x2 need more than the 5280 LCs) and 4x8x2 on
+#: the ULX3S (half the term encoders of 4x8x4)
 DESIGN_TILES = {("icebreaker", "baseline"): dict(windows=1),
-                ("icebreaker", "wskip"): dict(windows=1)}
+                ("icebreaker", "wskip"): dict(windows=1),
+                ("icebreaker", "tcle"): dict(lanes=2),
+                ("icebreaker", "pragmatic"): dict(lanes=2),
+                ("ulx3s-85f", "tcle"): dict(windows=2),
+                ("ulx3s-85f", "pragmatic"): dict(windows=2)}
+#: the `hw.params.TCLeTileParams` options of the term-serial designs (tcle, pragmatic), and the
+#: command-line option setting each
+TERM_SERIAL_OPTIONS = {"encoding": "--encoding", "first_stage_bits": "--first-stage-bits",
+                       "run_ahead": "--run-ahead"}
 #: patterns tried (in order) to recognise a board's pattern from the CRC in its VERSION info
 KNOWN_PATTERNS = ["none", "T<2,5>"] + [f"L<{h},{d}>" for h in range(0, 8) for d in range(0, 8)
                                          if h + d]
@@ -57,25 +69,42 @@ def parse_tile(text):
 
 
 def board_params(board, *, design="tclp", tile=None, **overrides):
-    """Return the `TileParams` for ``design`` on ``board``: `BOARD_TILES` (and `DESIGN_TILES`)
-    with ``tile`` (``"FxNxW"``) and ``overrides`` (TileParams fields; None values ignored)
-    applied. ``baseline`` and ``dstripes`` have pattern ``none`` (`hw.board_tile.FIXED_PATTERNS`);
-    a ``pattern`` override for them is a ``ValueError``."""
+    """Return the tile parameters for ``design`` on ``board``: `BOARD_TILES` (and
+    `DESIGN_TILES`) with ``tile`` (``"FxNxW"``) and ``overrides`` (fields; None values ignored)
+    applied.
+
+    A `TileParams` for the bit-parallel and bit-serial designs, a `TCLeTileParams` for the
+    term-serial ones (``tcle``, ``pragmatic``; `TERM_SERIAL_OPTIONS` overrides apply to them
+    only, else ``ValueError``). ``baseline``, ``dstripes`` and ``pragmatic`` have pattern
+    ``none`` (`hw.board_tile.FIXED_PATTERNS`): a ``pattern`` override for them is a
+    ``ValueError``; ``pragmatic`` does not gate zero weights (`hw.board_tile.FIXED_GATING`).
+    """
     from hw.board import get_board
-    from hw.board_tile import FIXED_PATTERNS
-    from hw.params import TileParams
+    from hw.board_tile import DESIGNS, FIXED_GATING, FIXED_PATTERNS, design_backend
+    from hw.params import TCLeTileParams, TileParams
 
     get_board(board)
+    term_serial = design_backend(design) == "term-serial"
+    if not term_serial:
+        given = [option for name, option in TERM_SERIAL_OPTIONS.items()
+                 if overrides.get(name) is not None]
+        if given:
+            takers = [d for d, (_, backend) in DESIGNS.items() if backend == "term-serial"]
+            raise ValueError(f"{given[0]} applies to {' and '.join(takers)} only, not {design}")
     fields = dict(BOARD_TILES[board])
     fields.update(DESIGN_TILES.get((board, design), {}))
     if design in FIXED_PATTERNS:
         if overrides.get("pattern") not in (None, FIXED_PATTERNS[design]):
-            raise ValueError(f"--pattern applies to wskip and tclp only, not {design}")
+            takers = [d for d in DESIGNS if d not in FIXED_PATTERNS]
+            raise ValueError(f"--pattern applies to {', '.join(takers[:-1])} and {takers[-1]} "
+                             f"only, not {design}")
         fields["pattern"] = FIXED_PATTERNS[design]
+    if design in FIXED_GATING:
+        fields["gate_zero_weights"] = FIXED_GATING[design]
     if tile is not None:
         fields["filters"], fields["lanes"], fields["windows"] = parse_tile(tile)
     fields.update({k: v for k, v in overrides.items() if v is not None})
-    return TileParams(**fields)
+    return TCLeTileParams(**fields) if term_serial else TileParams(**fields)
 
 
 def make_board_tile(params, design, *, clock_hz, baud, timeout=None, selftest_seed=1):
@@ -89,13 +118,13 @@ def make_board_tile(params, design, *, clock_hz, baud, timeout=None, selftest_se
     if design not in DESIGNS:
         raise ValueError(f"unknown design {design!r}; known designs: {', '.join(DESIGNS)}")
     divisor = baud_divisor(clock_hz, baud)
-    vectors = selftest_vectors(params, serial=DESIGNS[design][1], seed=selftest_seed)
+    vectors = selftest_vectors(params, backend=DESIGNS[design][1], seed=selftest_seed)
     return BoardTile(params=params, design=design, divisor=divisor, timeout=timeout,
                      selftest=SelfTest(**vectors), clock_hz=int(clock_hz))
 
 
 _NO_FIT = re.compile(r"(ERROR: .*(?:not enough|than available|Unable to place|no BELs "
-                     r"remaining|Failed to place).*)", re.IGNORECASE)
+                     r"remaining|Failed to place|Failed to expand region).*)", re.IGNORECASE)
 
 
 def build_tile_bitstream(board, design, params, *, build_dir, baud=DEFAULT_BAUD, name="top"):
@@ -172,8 +201,10 @@ def build_tile_bitstream(board, design, params, *, build_dir, baud=DEFAULT_BAUD,
 def format_summary(result):
     """Return the printed summary of a `build_tile_bitstream` result."""
     p = result["parameters"]
+    term = (f" {p['encoding']} L1={p['first_stage_bits']} A={p['run_ahead']}"
+            if "encoding" in p else "")
     lines = [f"{result['board']} ({result['device']}): {result['design']} tile "
-             f"{p['filters']}x{p['lanes']}x{p['windows']} pattern {p['pattern']} "
+             f"{p['filters']}x{p['lanes']}x{p['windows']} pattern {p['pattern']}{term} "
              f"w{p['weight_width']}/a{p['act_width']}{'s' if p['act_signed'] else 'u'} "
              f"rows {p['weight_rows']}/{p['act_rows']}, UART {result['baud']} baud "
              f"(divisor {result['divisor']})"]
@@ -197,10 +228,39 @@ def format_summary(result):
 
 def _add_tile_options(parser, *, prefix=""):
     parser.add_argument("--design", dest=f"{prefix}design", default="tclp", metavar="D",
-                        help="tile design: baseline, dstripes (no pattern), wskip or tclp "
-                             "(default tclp)")
+                        help="tile design: baseline, dstripes (no pattern), wskip, tclp, tcle "
+                             "(term-serial) or pragmatic (term-serial, no pattern, no "
+                             "zero-weight gating) (default tclp)")
     parser.add_argument("--tile", dest=f"{prefix}tile", metavar="FxNxW",
                         help="filters x lanes x windows (default: sized to the board)")
+    for option, metavar, text in (
+            ("--encoding", "E", "activation term encoding booth, naf or binary (default booth)"),
+            ("--first-stage-bits", "L1", "first-stage shifter bits 0..3 (default 2)"),
+            ("--run-ahead", "A", "column run-ahead rows 0..8 (default 0)")):
+        try:
+            parser.add_argument(option, dest=f"{prefix}{option[2:].replace('-', '_')}",
+                                metavar=metavar, help=f"tcle, pragmatic: {text}")
+        except argparse.ArgumentError:
+            # ``effectual board`` already has the option (a block parameter of the same name,
+            # dest without the prefix): `_term_options` reads it from there
+            pass
+
+
+def _term_options(args, prefix=""):
+    """Return the `TERM_SERIAL_OPTIONS` given in ``args`` (None when absent), the integers
+    converted; ``ValueError`` naming the option for a non-integer."""
+    options = {}
+    for name, option in TERM_SERIAL_OPTIONS.items():
+        value = getattr(args, f"{prefix}{name}", None)
+        if value is None:
+            value = getattr(args, name, None)
+        if value is not None and name != "encoding":
+            try:
+                value = int(value)
+            except ValueError:
+                raise ValueError(f"{option} must be an integer, not {value!r}") from None
+        options[name] = value
+    return options
 
 
 def add_arguments(parser):
@@ -209,8 +269,8 @@ def add_arguments(parser):
 
     parser.add_argument("--board", required=True, help=f"board: {', '.join(BOARDS)}")
     _add_tile_options(parser)
-    parser.add_argument("--pattern", help="connectivity pattern of wskip and tclp (default: the "
-                                          "board's)")
+    parser.add_argument("--pattern", help="connectivity pattern of wskip, tclp and tcle "
+                                          "(default: the board's)")
     parser.add_argument("--weight-width", type=int, metavar="N")
     parser.add_argument("--act-width", type=int, metavar="N")
     parser.add_argument("--signed-acts", action="store_true", default=None,
@@ -237,7 +297,7 @@ def run(args):
     params = board_params(args.board, design=args.design, tile=args.tile, pattern=args.pattern,
                           weight_width=args.weight_width, act_width=args.act_width,
                           act_signed=args.signed_acts, weight_rows=args.rows,
-                          act_rows=args.rows)
+                          act_rows=args.rows, **_term_options(args))
     programmer = find_programmer(args.board) if args.program else None
     out = args.output or pathlib.Path("build") / "fpga" / f"{args.board}-{args.design}"
     out.mkdir(parents=True, exist_ok=True)
@@ -278,18 +338,25 @@ def add_run_arguments(parser):
 
 
 def params_from_info(info):
-    """Return the `TileParams` of a board from its `effectual.driver.BoardInfo` (the pattern is
-    recognised among `KNOWN_PATTERNS` by its CRC); ``ValueError`` if it is not."""
-    from hw.params import TileParams
+    """Return the tile parameters of a board from its `effectual.driver.BoardInfo`: a
+    `TCLeTileParams` for a term-serial board (with its encoding, first-stage bits, run-ahead and
+    gating), else a `TileParams`; the pattern is recognised among `KNOWN_PATTERNS` by its CRC
+    (``ValueError`` if it is not)."""
+    from hw.params import TCLeTileParams, TileParams
     from hw.protocol import pattern_crc
 
     base = dict(filters=info.filters, lanes=info.lanes, windows=info.windows,
                 weight_width=info.weight_width, act_width=info.act_width,
                 act_signed=info.act_signed, weight_rows=info.weight_rows,
                 act_rows=info.act_rows)
+    cls = TileParams
+    if info.term_serial:
+        cls = TCLeTileParams
+        base.update(encoding=info.encoding, first_stage_bits=info.first_stage_bits,
+                    run_ahead=info.run_ahead, gate_zero_weights=info.gate_zero_weights)
     for pattern in KNOWN_PATTERNS:
         try:
-            params = TileParams(pattern=pattern, **base)
+            params = cls(pattern=pattern, **base)
         except ValueError:
             continue
         if pattern_crc(params.offsets) == info.pattern_crc:
@@ -301,10 +368,10 @@ def params_from_info(info):
 class _SimPins:
     """``--port sim``: the board top in amaranth.sim behind a UART pin model."""
 
-    def __init__(self, board, design, tile):
+    def __init__(self, board, design, tile, **options):
         from sim.board_sim import PinTransport
 
-        params = board_params(board, design=design, tile=tile)
+        params = board_params(board, design=design, tile=tile, **options)
         board_tile = make_board_tile(params, design, clock_hz=8 * DEFAULT_BAUD,
                                      baud=DEFAULT_BAUD)
         self.transport = PinTransport(board_tile)
@@ -328,15 +395,18 @@ def board_run(args):
     get_board(args.run_board)
     layer = load_layer(args.run_layer)
     if args.run_port == "sim":
-        transport = _SimPins(args.run_board, args.run_design, args.run_tile).transport
+        transport = _SimPins(args.run_board, args.run_design, args.run_tile,
+                             **_term_options(args, "run_")).transport
     else:
         transport = SerialTransport(args.run_port, baud=args.run_baud)
     board = Board(transport)
     info = board.handshake()
     params = params_from_info(info)
     board.expect(params)
-    print(f"board: {design_name(info.serial, params.pattern)} tile "
-          f"{params.filters}x{params.lanes}x{params.windows} pattern {params.pattern}, "
+    term = (f" {info.encoding} L1={info.first_stage_bits} A={info.run_ahead}"
+            if info.term_serial else "")
+    print(f"board: {design_name(info.backend, params.pattern, info.gate_zero_weights)} tile "
+          f"{params.filters}x{params.lanes}x{params.windows} pattern {params.pattern}{term}, "
           f"{info.clock_hz / 1e6:g} MHz, self-test {'present' if info.selftest else 'absent'}")
     status = board.status()
     if status.selftest_done:

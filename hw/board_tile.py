@@ -1,5 +1,6 @@
-"""A tile on a board: UART host link, LEDs and the built-in self-test around a TCLp or
-bit-parallel tile, named as the golden design registry names them (`DESIGNS`).
+"""A tile on a board: UART host link, LEDs and the built-in self-test around a bit-parallel,
+TCLp (bit-serial) or TCLe (term-serial) tile, named as the golden design registry names them
+(`DESIGNS`).
 
 `TileLink` is the tile behind a `hw.hostlink.HostLink` (byte streams in and out);
 `BoardTile` adds the UART (8N1, ``divisor`` clock cycles per bit) and the LED outputs;
@@ -16,23 +17,30 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from .hostlink import HostLink
-from .params import TileParams
+from .params import TCLeTileParams, TileParams
 from .uart import UARTRx, UARTTx
 
-__all__ = ["DESIGNS", "FIXED_PATTERNS", "LED_ROLES", "LED_MAP", "TileLink", "BoardTile",
-           "BoardTileTop", "make_tile", "design_name"]
+__all__ = ["DESIGNS", "FIXED_PATTERNS", "FIXED_GATING", "LED_ROLES", "LED_MAP", "TileLink",
+           "BoardTile", "BoardTileTop", "make_tile", "design_name", "design_backend"]
 
 #: design name (as in `golden.designs` and ``effectual sim``) -> (component "module:Class",
-#: bit-serial?): ``baseline`` and ``wskip`` are the bit-parallel tile without and with a
-#: weight-skipping pattern, ``dstripes`` and ``tclp`` the TCLp tile without and with one
+#: back end, a name of `hw.protocol.BACKENDS`): ``baseline`` and ``wskip`` are the
+#: bit-parallel tile without and with a weight-skipping pattern, ``dstripes`` and ``tclp`` the
+#: TCLp tile without and with one, ``tcle`` the TCLe tile (term-serial, zero weights gated, any
+#: pattern) and ``pragmatic`` the same tile with no pattern and no zero-weight gating
+#: (`hw.params.TCLeTileParams`)
 DESIGNS = {
-    "baseline": ("hw.tile:BitParallelTile", False),
-    "dstripes": ("hw.tile:TCLpTile", True),
-    "wskip": ("hw.tile:BitParallelTile", False),
-    "tclp": ("hw.tile:TCLpTile", True),
+    "baseline": ("hw.tile:BitParallelTile", "bit-parallel"),
+    "dstripes": ("hw.tile:TCLpTile", "bit-serial"),
+    "wskip": ("hw.tile:BitParallelTile", "bit-parallel"),
+    "tclp": ("hw.tile:TCLpTile", "bit-serial"),
+    "tcle": ("hw.term_serial:TCLeTile", "term-serial"),
+    "pragmatic": ("hw.term_serial:TCLeTile", "term-serial"),
 }
 #: designs whose tile has a fixed pattern (the others take any pattern)
-FIXED_PATTERNS = {"baseline": "none", "dstripes": "none"}
+FIXED_PATTERNS = {"baseline": "none", "dstripes": "none", "pragmatic": "none"}
+#: term-serial designs -> their fixed ``gate_zero_weights``
+FIXED_GATING = {"tcle": True, "pragmatic": False}
 
 #: the meaning of the bits of `BoardTile.leds`, LSB first
 LED_ROLES = ("idle", "busy", "pass", "fail")
@@ -46,27 +54,51 @@ LED_MAP = {
 }
 
 
-def design_name(serial, pattern):
-    """Return the `DESIGNS` name of a tile: bit-serial or not, and its pattern."""
-    if serial:
+def design_backend(design):
+    """Return the back end (a name of `hw.protocol.BACKENDS`) of ``design``; ``ValueError`` for
+    an unknown design."""
+    if design not in DESIGNS:
+        raise ValueError(f"unknown design {design!r}; known designs: {', '.join(DESIGNS)}")
+    return DESIGNS[design][1]
+
+
+def design_name(backend, pattern, gate_zero_weights=True):
+    """Return the `DESIGNS` name of a tile: its back end (`hw.protocol.BACKENDS`), its pattern
+    and (term-serial) whether it gates zero weights."""
+    if backend == "term-serial":
+        return "tcle" if gate_zero_weights else "pragmatic"
+    if backend == "bit-serial":
         return "dstripes" if pattern == "none" else "tclp"
-    return "baseline" if pattern == "none" else "wskip"
+    if backend == "bit-parallel":
+        return "baseline" if pattern == "none" else "wskip"
+    raise ValueError(f"backend must be one of bit-parallel, bit-serial, term-serial, "
+                     f"not {backend!r}")
 
 
 def make_tile(design, params):
     """Return a new tile component of ``design`` (a key of `DESIGNS`) for ``params``.
 
-    ``ValueError`` for an unknown design or a pattern the design does not have
-    (`FIXED_PATTERNS`).
+    ``params`` is a `TCLeTileParams` for the term-serial designs (``tcle``, ``pragmatic``) and
+    a plain `TileParams` for the others (``TypeError`` otherwise). ``ValueError`` for an
+    unknown design, a pattern the design does not have (`FIXED_PATTERNS`) or a zero-weight
+    gating it does not have (`FIXED_GATING`).
     """
-    if design not in DESIGNS:
-        raise ValueError(f"unknown design {design!r}; known designs: {', '.join(DESIGNS)}")
-    if not isinstance(params, TileParams):
-        raise TypeError(f"params must be a TileParams, not {params!r}")
+    backend = design_backend(design)
+    if backend == "term-serial":
+        if not isinstance(params, TCLeTileParams):
+            raise TypeError(f"design {design} takes TCLeTileParams, not {params!r}")
+    elif not isinstance(params, TileParams) or isinstance(params, TCLeTileParams):
+        raise TypeError(f"design {design} takes TileParams, not {params!r}")
     fixed = FIXED_PATTERNS.get(design)
     if fixed is not None and params.pattern != fixed:
+        other = design_name(backend, params.pattern, gate_zero_weights=True)
         raise ValueError(f"design {design} has pattern {fixed}, not {params.pattern!r} (with a "
-                         f"pattern use {design_name(DESIGNS[design][1], params.pattern)})")
+                         f"pattern use {other})")
+    gating = FIXED_GATING.get(design)
+    if gating is not None and params.gate_zero_weights != gating:
+        raise ValueError(f"design {design} has gate_zero_weights={gating}, not "
+                         f"{params.gate_zero_weights!r} (use "
+                         f"{design_name(backend, params.pattern, not gating)})")
     module_name, class_name = DESIGNS[design][0].split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(**dataclasses.asdict(params))
@@ -77,9 +109,10 @@ class TileLink(wiring.Component):
 
     Parameters
     ----------
-    params : `hw.params.TileParams`
+    params : `hw.params.TileParams` (`hw.params.TCLeTileParams` for ``tcle``, ``pragmatic``)
     design : str
-        A key of `DESIGNS`: ``"baseline"``, ``"dstripes"``, ``"wskip"`` or ``"tclp"``.
+        A key of `DESIGNS`: ``"baseline"``, ``"dstripes"``, ``"wskip"``, ``"tclp"``,
+        ``"tcle"`` or ``"pragmatic"``.
     timeout, selftest, clock_hz
         As `hw.hostlink.HostLink`.
 
@@ -94,7 +127,7 @@ class TileLink(wiring.Component):
     def __init__(self, *, params, design="tclp", timeout=1000, selftest=None, clock_hz=0):
         self._tile = make_tile(design, params)
         self._design = design
-        self._link = HostLink(params=params, serial=DESIGNS[design][1], timeout=timeout,
+        self._link = HostLink(params=params, backend=DESIGNS[design][1], timeout=timeout,
                               selftest=selftest, clock_hz=clock_hz)
         super().__init__({
             "rx": In(stream.Signature(8)), "rx_error": In(1), "tx": Out(stream.Signature(8)),
@@ -104,13 +137,18 @@ class TileLink(wiring.Component):
 
     @property
     def params(self):
-        """The tile's `TileParams`."""
+        """The tile's `TileParams` (`TCLeTileParams` for a term-serial design)."""
         return self._link.params
 
     @property
     def design(self):
         """The design name."""
         return self._design
+
+    @property
+    def backend(self):
+        """The back end (a name of `hw.protocol.BACKENDS`)."""
+        return DESIGNS[self._design][1]
 
     @property
     def link(self):
@@ -199,7 +237,7 @@ class BoardTile(wiring.Component):
 
     @property
     def params(self):
-        """The tile's `TileParams`."""
+        """The tile's `TileParams` (`TCLeTileParams` for a term-serial design)."""
         return self._core.params
 
     def elaborate(self, platform):

@@ -15,9 +15,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .layouts import act_row_layout, schedule_row_layout
-from .params import TileParams, check_bool, check_int
+from .params import TCLeTileParams, TileParams, check_int
 from .protocol import (INFO_LENGTH, MAGIC, PROTOCOL_VERSION, REPLY_SYNC, REQUEST_SYNC, Command,
-                       Error, pattern_crc)
+                       Error, backend_code, encoding_code, pattern_crc)
 
 __all__ = ["HostLink", "SelfTest", "crc16_next", "frame_geometry"]
 
@@ -155,11 +155,13 @@ class HostLink(wiring.Component):
 
     Parameters
     ----------
-    params : `hw.params.TileParams`
-        The tile's configuration.
-    serial : bool
-        Reported in the ``VERSION`` info: the tile is bit-serial (TCLp; cycles = sum of row
-        precisions) or bit-parallel (cycles = R).
+    params : `hw.params.TileParams` or `hw.params.TCLeTileParams`
+        The tile's configuration (a `TCLeTileParams` for the term-serial back end).
+    backend : str
+        A name of `hw.protocol.BACKENDS`, reported in the ``VERSION`` info with what the host
+        needs to predict the cycle counts: ``"bit-parallel"`` (cycles = R), ``"bit-serial"``
+        (TCLp; cycles = sum of row precisions) or ``"term-serial"`` (TCLe, Pragmatic; the
+        encoding, first-stage bits, run-ahead and zero-weight gating of ``params`` follow).
     timeout : int, 8..2**24
         Inter-byte timeout in clock cycles.
     selftest : `SelfTest` or None
@@ -193,11 +195,16 @@ class HostLink(wiring.Component):
         Waiting for a request.
     """
 
-    def __init__(self, *, params, serial=False, timeout=1000, selftest=None, clock_hz=0):
+    def __init__(self, *, params, backend="bit-parallel", timeout=1000, selftest=None,
+                 clock_hz=0):
         if not isinstance(params, TileParams):
             raise TypeError(f"params must be a TileParams, not {params!r}")
+        self._backend_code = backend_code(backend)
+        if backend == "term-serial" and not isinstance(params, TCLeTileParams):
+            raise TypeError(f"backend term-serial needs params of type TCLeTileParams, not "
+                            f"{type(params).__name__}")
         self._params = params
-        self._serial = check_bool("serial", serial)
+        self._backend = backend
         self._timeout = check_int("timeout", timeout, 8, 1 << 24)
         self._clock_hz = check_int("clock_hz", clock_hz, 0, (1 << 32) - 1)
         if selftest is not None:
@@ -230,7 +237,7 @@ class HostLink(wiring.Component):
 
     @property
     def params(self):
-        """The tile's `TileParams`."""
+        """The tile's `TileParams` (or `TCLeTileParams`)."""
         return self._params
 
     @property
@@ -243,17 +250,28 @@ class HostLink(wiring.Component):
         """Inter-byte timeout in cycles."""
         return self._timeout
 
+    @property
+    def backend(self):
+        """The back end's name (`hw.protocol.BACKENDS`)."""
+        return self._backend
+
     def info_bytes(self):
-        """Return the ``VERSION`` reply payload (29 bytes) as Python ``bytes``."""
+        """Return the ``VERSION`` reply payload (`hw.protocol.INFO_LENGTH` bytes, layout in
+        `hw.protocol`) as Python ``bytes``."""
         p, g = self._params, self._geo
         out = bytearray(MAGIC)
-        out += bytes([PROTOCOL_VERSION, int(self._serial), p.filters, p.lanes, p.windows,
+        out += bytes([PROTOCOL_VERSION, self._backend_code, p.filters, p.lanes, p.windows,
                       p.weight_width, p.act_width, int(p.act_signed)])
         out += p.weight_rows.to_bytes(4, "little") + p.act_rows.to_bytes(4, "little")
         out += g["max_payload"].to_bytes(2, "little")
         out += pattern_crc(p.offsets).to_bytes(2, "little")
         out += self._clock_hz.to_bytes(4, "little")
         out += bytes([int(self._selftest is not None)])
+        if self._backend == "term-serial":
+            out += bytes([encoding_code(p.encoding), p.first_stage_bits,
+                          p.run_ahead, int(p.gate_zero_weights)])
+        else:
+            out += bytes(4)
         assert len(out) == INFO_LENGTH
         return bytes(out)
 

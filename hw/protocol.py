@@ -13,25 +13,67 @@ Reply frame (board -> host)::
 The CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
 XOR; check value 0x29B1 for ``b"123456789"``) over every byte after the sync byte up to the end
 of the payload, sent most significant byte first. Multi-byte fields are little-endian.
+
+``VERSION`` info (protocol 2, `INFO_LENGTH` = 33 bytes)::
+
+    0..3    MAGIC "EFCT"
+    4       protocol version
+    5       back end (`BACKENDS`: 0 bit-parallel, 1 bit-serial, 2 term-serial)
+    6..8    filters, lanes, windows
+    9..11   weight_width, act_width, act_signed
+    12..15  weight_rows u32
+    16..19  act_rows u32
+    20..21  max_payload u16
+    22..23  pattern CRC u16 (`pattern_crc`)
+    24..27  clock_hz u32
+    28      self-test vectors present
+    29      encoding (`ENCODINGS`: 0 booth, 1 naf, 2 binary; term-serial, else 0)
+    30      first_stage_bits (term-serial, else 0)
+    31      run_ahead (term-serial, else 0)
+    32      gate_zero_weights (term-serial, else 0)
+
+Protocol 1 had 29 bytes and a bit-serial flag in byte 5.
 """
 
 __all__ = ["PROTOCOL_VERSION", "REQUEST_SYNC", "REPLY_SYNC", "MAGIC", "Command", "Error",
-           "crc16", "pattern_crc", "INFO_LENGTH", "STATUS_LENGTH"]
+           "crc16", "pattern_crc", "INFO_LENGTH", "STATUS_LENGTH", "BACKENDS", "ENCODINGS",
+           "backend_code", "encoding_code"]
 
 import enum
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 REQUEST_SYNC = 0xA5
 REPLY_SYNC = 0x5A
 MAGIC = b"EFCT"
-INFO_LENGTH = 29      # VERSION reply payload
+INFO_LENGTH = 33      # VERSION reply payload
 STATUS_LENGTH = 6     # STATUS reply payload
+
+#: the tile's back end, by its code in the ``VERSION`` info (byte 5): bit-parallel (cycles = R
+#: schedule rows per pass), bit-serial (TCLp: sum of the rows' precisions), term-serial (TCLe,
+#: Pragmatic: `golden.pragmatic.schedule_cycles`)
+BACKENDS = ("bit-parallel", "bit-serial", "term-serial")
+#: a term-serial tile's activation term encoding, by its code in the ``VERSION`` info (byte 29)
+ENCODINGS = ("booth", "naf", "binary")
+
+
+def backend_code(backend):
+    """Return the code of ``backend`` (a name in `BACKENDS`); ``ValueError`` otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    return BACKENDS.index(backend)
+
+
+def encoding_code(encoding):
+    """Return the code of ``encoding`` (a name in `ENCODINGS`); ``ValueError`` otherwise."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+    return ENCODINGS.index(encoding)
 
 
 class Command(enum.IntEnum):
     """Request command codes (the CMD byte)."""
 
-    VERSION = 0x01        #: payload [host protocol version]; reply: the board's info (29 bytes)
+    VERSION = 0x01        #: payload [host protocol version]; reply: the board's info (33 bytes)
     STATUS = 0x02         #: no payload; reply: 6 status bytes
     LOAD_SCHEDULE = 0x03  #: payload [first row u16, k rows of row_bytes]; reply: empty
     LOAD_ACTS = 0x04      #: payload [first row u16, k rows of act_bytes]; reply: empty

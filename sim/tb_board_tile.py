@@ -1,7 +1,8 @@
 """cocotb testbench of the emitted tile board top (`hw.board_tile.BoardTile`) through its pins.
 
 Run by ``tests/test_cocotb_board_tile.py``. The environment carries the configuration:
-``PARAM_*`` (`hw.params.TileParams.to_env`), ``DESIGN``, ``DIVISOR``, ``TIMEOUT`` (the link's
+``PARAM_*`` (`hw.params.TileParams.to_env`, `hw.params.TCLeTileParams.to_env` for the
+term-serial designs), ``DESIGN``, ``DIVISOR``, ``TIMEOUT`` (the link's
 inter-byte timeout in cycles), ``SEED``, ``FUZZ_BURSTS`` and ``LAYER_WINDOWS``.
 
 * `CocotbUart` is the host's serial port: an 8N1 bit-level model on the ``rx``/``tx`` pins
@@ -25,7 +26,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
 
 from effectual.driver import Board, decode_reply, encode_request, selftest_layer
-from hw.params import TileParams
+from hw.board_tile import DESIGNS
+from hw.params import TCLeTileParams, TileParams
 from hw.protocol import Command, Error
 
 try:
@@ -107,7 +109,8 @@ class CocotbTransport:
 
 
 async def _setup(dut):
-    params = TileParams.from_env(os.environ)
+    term_serial = DESIGNS[os.environ["DESIGN"]][1] == "term-serial"
+    params = (TCLeTileParams if term_serial else TileParams).from_env(os.environ)
     divisor = int(os.environ["DIVISOR"])
     Clock(dut.clk, PERIOD_NS, unit="ns").start(start_high=True)
     dut.rst.value = 1

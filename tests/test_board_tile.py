@@ -7,13 +7,16 @@
   ``rx``/``tx`` pins: handshake, self-test, and a layer slice (several passes, schedule reuse)
   whose outputs and cycle counts equal `golden.tcl` and whose assembled outputs equal
   `golden.layers.layer_output`, for the TCLp tile (design tclp) and the bit-parallel tile with
-  a pattern (design wskip).
+  a pattern (design wskip); a whole small layer on the TCLe tile (designs tcle and pragmatic,
+  term-serial cycles from `golden.pragmatic.schedule_cycles`, their sum checked against the
+  layer-level golden model of the design).
 * A host 2 % slow still talks; a character with a low stop bit gets a FRAMING reply.
 * LEDs: busy during the power-on self-test, then idle + pass; fail with wrong vectors.
-* Every board target elaborates (both designs) with the UART, clock and LED pins placed where
+* Every board target elaborates (tclp, wskip, tcle) with the UART, clock and LED pins placed where
   amaranth-boards defines them.
 """
 
+import dataclasses
 import json
 import re
 
@@ -25,20 +28,28 @@ from effectual.driver import Board, decode_reply, encode_request, selftest_layer
     selftest_vectors
 from golden.layers import Layer, save_layer
 from hw.board import BOARDS
-from hw.board_tile import LED_MAP, LED_ROLES, BoardTile, BoardTileTop
+from hw.board_tile import DESIGNS, LED_MAP, LED_ROLES, BoardTile, BoardTileTop
 from hw.hostlink import SelfTest
-from hw.params import TileParams
+from hw.params import TCLeTileParams, TileParams
 from hw.protocol import Command, Error
 from sim.board_sim import PinTransport
 
 P = TileParams(filters=2, lanes=4, windows=2, weight_width=8, act_width=8, act_signed=False,
                pattern="L<2,1>", weight_rows=32, act_rows=32)
+#: the term-serial designs' parameters: TCLe (the board default options) and Pragmatic (no
+#: pattern, no zero-weight gating, other encoding, first stage and run-ahead)
+PARAMS = {"tclp": P, "wskip": P,
+          "tcle": TCLeTileParams(**dataclasses.asdict(P)),
+          "pragmatic": TCLeTileParams(**{**dataclasses.asdict(P), "pattern": "none"},
+                                      gate_zero_weights=False, encoding="naf",
+                                      first_stage_bits=1, run_ahead=2)}
 DIVISOR = 4
 
 
 def make(design="tclp", vectors=None, **kwargs):
-    vectors = vectors or selftest_vectors(P, serial=design == "tclp")
-    dut = BoardTile(params=P, design=design, divisor=DIVISOR, selftest=SelfTest(**vectors))
+    params = PARAMS[design]
+    vectors = vectors or selftest_vectors(params, backend=DESIGNS[design][1])
+    dut = BoardTile(params=params, design=design, divisor=DIVISOR, selftest=SelfTest(**vectors))
     return dut, PinTransport(dut, **kwargs)
 
 
@@ -57,7 +68,7 @@ def test_driver_runs_layer_slice_through_uart_pins(design):
     _, tr = make(design)
     board = Board(tr)
     info = board.handshake()
-    assert (info.serial, info.filters, info.windows) == (design == "tclp", 2, 2)
+    assert (info.backend, info.filters, info.windows) == (DESIGNS[design][1], 2, 2)
     board.expect(P)
     status = board.status()
     assert status.selftest_done and status.selftest_pass
@@ -68,13 +79,55 @@ def test_driver_runs_layer_slice_through_uart_pins(design):
     assert all(p.ok for p in run.passes), [(p.cycles, p.expected_cycles) for p in run.passes]
     np.testing.assert_array_equal(run.outputs, run.reference)
     assert run.ok
-    assert board.selftest() == (True, selftest_vectors(P, serial=design == "tclp")["cycles"])
+    assert board.selftest() == (True, selftest_vectors(P, backend=DESIGNS[design][1])["cycles"])
+
+
+def small_conv(seed):
+    """A 2x2 convolution over 4 channels, 3 filters (8-bit, half the weights zero), 3x2 outputs:
+    2 filter tiles x 3 window chunks on the 2x4x2 tile, small enough to run whole."""
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(-128, 128, (3, 4, 2, 2))
+    weights[rng.random(weights.shape) < 0.5] = 0
+    acts = rng.integers(0, 256, (4, 4, 3)) >> rng.integers(0, 8, (4, 4, 3))
+    acts[rng.random(acts.shape) < 0.2] = 0
+    return Layer(kind="conv", weights=weights, activations=acts, weight_bits=8, act_bits=8,
+                 act_signed=False, padding=(0, 0, 0, 0), name="conv2x2")
+
+
+@pytest.mark.parametrize("design", ["tcle", "pragmatic"])
+def test_term_serial_board_runs_whole_layer_through_uart_pins(design):
+    """The TCLe tile (and Pragmatic: no pattern, no gating, NAF, L1 = 1, run-ahead 2) on the
+    board top: the driver predicts each pass's cycles with golden.pragmatic.schedule_cycles;
+    the total equals the layer-level golden model of the design (golden.designs, computed from
+    row costs, not from the passes) and the outputs equal golden.layers.layer_output."""
+    from golden.designs import get_design
+    from golden.pragmatic import tile_design
+
+    params = PARAMS[design]
+    _, tr = make(design)
+    board = Board(tr)
+    info = board.handshake()
+    assert (info.backend, info.encoding, info.first_stage_bits, info.run_ahead,
+            info.gate_zero_weights) == ("term-serial", params.encoding, params.first_stage_bits,
+                                        params.run_ahead, params.gate_zero_weights)
+    board.expect(params)
+    status = board.status()
+    assert status.selftest_done and status.selftest_pass
+    layer = small_conv(2)
+    run = board.run_layer(layer)
+    assert len(run.passes) == 6
+    assert all(p.ok for p in run.passes), [(p.cycles, p.expected_cycles) for p in run.passes]
+    np.testing.assert_array_equal(run.outputs, run.reference)
+    name, options = tile_design(params)
+    assert name == design
+    assert run.cycles == get_design(name).cycles(layer, **options)
+    assert board.selftest() == (True, selftest_vectors(params, backend="term-serial")["cycles"])
 
 
 def test_slow_host_and_framing_error():
     # a host whose bit period is 4 % longer than the board's (26 vs 25 cycles) still talks
     dut = BoardTile(params=P, design="wskip", divisor=25,
-                    selftest=SelfTest(**selftest_vectors(P, serial=False)))
+                    selftest=SelfTest(**selftest_vectors(P, backend="bit-parallel")))
     slow = PinTransport(dut, bit_cycles=26)
     assert Board(slow).handshake().filters == 2
     # a character with a low stop bit in the middle of a STATUS request
@@ -93,7 +146,7 @@ def test_slow_host_and_framing_error():
 
 def test_leds_follow_selftest():
     for wrong in (False, True):
-        vectors = selftest_vectors(P, serial=True)
+        vectors = selftest_vectors(P, backend="bit-serial")
         if wrong:
             vectors["results"][0] ^= 1
         dut, tr = make(vectors=vectors)
@@ -112,12 +165,13 @@ def test_leds_follow_selftest():
         assert all(not ({"pass", "fail"} <= n) for n in names)
 
 
-@pytest.mark.parametrize("design", ["tclp", "wskip"])
+@pytest.mark.parametrize("design", ["tclp", "wskip", "tcle"])
 @pytest.mark.parametrize("board", list(BOARDS))
 def test_board_targets_elaborate(board, design):
     platform = BOARDS[board]()
-    dut = BoardTile(params=P, design=design, divisor=104,
-                    selftest=SelfTest(**selftest_vectors(P, serial=design == "tclp")))
+    params = PARAMS[design]
+    dut = BoardTile(params=params, design=design, divisor=104,
+                    selftest=SelfTest(**selftest_vectors(params, backend=DESIGNS[design][1])))
     plan = platform.build(BoardTileTop(board, dut), name="top", do_build=False)
     if board == "icebreaker":
         placed = dict(re.findall(r"^set_io (\S+) (\S+)$", plan.files["top.pcf"], re.MULTILINE))
@@ -154,34 +208,95 @@ def test_board_run_cli_against_simulated_board(tmp_path, capsys):
     assert result["ok"] and len(result["passes"]) == 1
 
 
+def test_board_run_cli_tcle_against_simulated_board(tmp_path, capsys):
+    layer_file = tmp_path / "layer.npz"
+    save_layer(layer_file, small_conv(5))
+    out = tmp_path / "run.json"
+    assert cli.main(["board", "run", "--board", "icebreaker", "--layer", str(layer_file),
+                     "--port", "sim", "--design", "tcle", "--encoding", "naf",
+                     "--first-stage-bits", "1", "--max-windows", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    # the iCEBreaker's default TCLe tile (DESIGN_TILES): 2x2x2
+    assert "board: tcle tile 2x2x2 pattern L<2,1> naf L1=1 A=0, " in printed
+    assert "power-on self-test: PASS" in printed
+    assert "outputs and cycles equal golden" in printed
+    result = json.loads(out.read_text())
+    assert result["ok"] and len(result["passes"]) == 2
+    assert all(p["cycles"] == p["expected_cycles"] for p in result["passes"])
+
+
 def test_design_names_follow_the_golden_registry():
     """baseline/wskip: bit-parallel tile without/with a pattern; dstripes/tclp: the TCLp tile."""
     from effectual.fpga import BOARD_TILES, board_params
-    from hw.board_tile import DESIGNS, design_name, make_tile
+    from amaranth.hdl import Fragment
 
-    for design, pattern, tile in [("baseline", "none", "hw.tile:BitParallelTile"),
-                                  ("wskip", "L<2,1>", "hw.tile:BitParallelTile"),
-                                  ("dstripes", "none", "hw.tile:TCLpTile"),
-                                  ("tclp", "L<2,1>", "hw.tile:TCLpTile")]:
-        assert DESIGNS[design] == (tile, tile == "hw.tile:TCLpTile")
+    from hw.board_tile import design_name, make_tile
+    from hw.term_serial import TCLeTile
+
+    for design, pattern, tile, backend in [
+            ("baseline", "none", "hw.tile:BitParallelTile", "bit-parallel"),
+            ("wskip", "L<2,1>", "hw.tile:BitParallelTile", "bit-parallel"),
+            ("dstripes", "none", "hw.tile:TCLpTile", "bit-serial"),
+            ("tclp", "L<2,1>", "hw.tile:TCLpTile", "bit-serial")]:
+        assert DESIGNS[design] == (tile, backend)
         assert design_name(DESIGNS[design][1], pattern) == design
         assert board_params("icebreaker", design=design).pattern == pattern
     assert board_params("icebreaker", design="baseline") == TileParams(
         **{**BOARD_TILES["icebreaker"], "windows": 1, "pattern": "none"})
-    with pytest.raises(ValueError, match=r"^--pattern applies to wskip and tclp only, not "
-                                         r"dstripes$"):
+    with pytest.raises(ValueError, match=r"^--pattern applies to wskip, tclp and tcle only, "
+                                         r"not dstripes$"):
         board_params("icebreaker", design="dstripes", pattern="T<2,5>")
     with pytest.raises(ValueError, match=r"^design baseline has pattern none, not 'L<2,1>' "
                                          r"\(with a pattern use wskip\)$"):
         make_tile("baseline", P)
     with pytest.raises(ValueError, match=r"^unknown design 'bit-parallel'; known designs: "
-                                         r"baseline, dstripes, wskip, tclp$"):
+                                         r"baseline, dstripes, wskip, tclp, tcle, pragmatic$"):
         make_tile("bit-parallel", P)
+    # the term-serial designs: the TCLe tile, with and without zero-weight gating
+    tcle, prag = PARAMS["tcle"], PARAMS["pragmatic"]
+    for design, params in (("tcle", tcle), ("pragmatic", prag)):
+        assert DESIGNS[design] == ("hw.term_serial:TCLeTile", "term-serial")
+        assert design_name("term-serial", params.pattern, params.gate_zero_weights) == design
+        tile = make_tile(design, params)
+        assert isinstance(tile, TCLeTile) and tile.params == params
+        Fragment.get(tile, None)             # elaborates (and is used)
+    assert board_params("icebreaker", design="tcle") == TCLeTileParams(
+        **{**BOARD_TILES["icebreaker"], "lanes": 2})
+    assert board_params("ulx3s-85f", design="tcle") == TCLeTileParams(
+        **{**BOARD_TILES["ulx3s-85f"], "windows": 2})
+    assert board_params("icebreaker", design="pragmatic", encoding="binary") == TCLeTileParams(
+        **{**BOARD_TILES["icebreaker"], "lanes": 2, "pattern": "none"}, gate_zero_weights=False,
+        encoding="binary")
+    with pytest.raises(TypeError, match=r"^design tcle takes TCLeTileParams, not TileParams\("):
+        make_tile("tcle", P)
+    with pytest.raises(TypeError, match=r"^design tclp takes TileParams, not TCLeTileParams\("):
+        make_tile("tclp", tcle)
+    with pytest.raises(ValueError, match=r"^design pragmatic has pattern none, not 'L<2,1>' "
+                                         r"\(with a pattern use tcle\)$"):
+        make_tile("pragmatic", tcle)
+    with pytest.raises(ValueError, match=r"^design tcle has gate_zero_weights=True, not False "
+                                         r"\(use pragmatic\)$"):
+        make_tile("tcle", prag)
+    with pytest.raises(ValueError, match=r"^design pragmatic has gate_zero_weights=False, not "
+                                         r"True \(use tcle\)$"):
+        make_tile("pragmatic", dataclasses.replace(prag, gate_zero_weights=True))
+    with pytest.raises(ValueError, match=r"^backend must be one of bit-parallel, bit-serial, "
+                                         r"term-serial, not 'serial'$"):
+        design_name("serial", "none")
 
 
 def test_board_run_cli_errors(tmp_path, capsys):
     assert cli.main(["board", "run", "--board", "icebreaker", "--port", "sim"]) == 2
     assert capsys.readouterr().err == "effectual board: error: board run needs --layer\n"
+    layer_file = tmp_path / "layer.npz"
+    save_layer(layer_file, small_conv(5))
+    run = ["board", "run", "--board", "icebreaker", "--layer", str(layer_file), "--port", "sim"]
+    assert cli.main([*run, "--design", "tcle", "--run-ahead", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual board: error: --run-ahead must be an integer, "
+                                       "not 'x'\n")
+    assert cli.main([*run, "--design", "wskip", "--encoding", "naf"]) == 2
+    assert capsys.readouterr().err == ("effectual board: error: --encoding applies to tcle and "
+                                       "pragmatic only, not wskip\n")
     assert cli.main(["board", "icebreaker"]) == 2
     assert capsys.readouterr().err == ("effectual board: error: the following arguments are "
                                        "required: -o/--output\n")

@@ -2,9 +2,9 @@
 UART pins, and a fuzz of random and mutated frames (``sim/tb_board_tile.py``).
 
 The board top (`hw.board_tile.BoardTile`: UART, host link, self-test vectors from golden, the
-real tile: TCLp for design tclp, bit-parallel with a pattern for wskip) is emitted into
-``tmp_path`` and run on Verilator (the fuzz: about 2000 bursts) and on Icarus (the end-to-end
-run only; Icarus is slower).
+real tile: TCLp for design tclp, bit-parallel with a pattern for wskip, TCLe for tcle) is
+emitted into ``tmp_path`` and run on Verilator (the fuzz: about 2000 bursts) and on Icarus (the
+end-to-end run only, wskip and tcle; Icarus is slower).
 """
 
 import os
@@ -12,9 +12,9 @@ import os
 import pytest
 
 from effectual.driver import selftest_vectors
-from hw.board_tile import BoardTile
+from hw.board_tile import DESIGNS, BoardTile
 from hw.hostlink import SelfTest
-from hw.params import TileParams
+from hw.params import TCLeTileParams, TileParams
 from sim.runner import read_results, tool_environment, verilator_makeflags
 
 P = TileParams(filters=2, lanes=4, windows=2, weight_width=8, act_width=8, act_signed=False,
@@ -23,7 +23,7 @@ DIVISOR = 4
 TIMEOUT = 40 * DIVISOR
 
 
-def run_board_tile(design, simulator, tmp_path, testcase, extra_env):
+def run_board_tile(design, simulator, tmp_path, testcase, extra_env, params=P):
     """Emit, build and run ``sim.tb_board_tile``; return {test name: outcome}.
 
     The board top is not a registered block, so this calls cocotb's runner itself, with the
@@ -32,12 +32,12 @@ def run_board_tile(design, simulator, tmp_path, testcase, extra_env):
     from amaranth.back import verilog
     from cocotb_tools.runner import get_runner
 
-    dut = BoardTile(params=P, design=design, divisor=DIVISOR, timeout=TIMEOUT,
-                    selftest=SelfTest(**selftest_vectors(P, serial=design == "tclp")))
+    dut = BoardTile(params=params, design=design, divisor=DIVISOR, timeout=TIMEOUT,
+                    selftest=SelfTest(**selftest_vectors(params, backend=DESIGNS[design][1])))
     source = tmp_path / "board_tile.v"
     source.write_text(verilog.convert(dut, name="board_tile", emit_src=False))
     results_xml = tmp_path / "results.xml"
-    env = {**P.to_env(), "DESIGN": design, "DIVISOR": str(DIVISOR), "TIMEOUT": str(TIMEOUT),
+    env = {**params.to_env(), "DESIGN": design, "DIVISOR": str(DIVISOR), "TIMEOUT": str(TIMEOUT),
            "SEED": os.environ.get("SEED", "1"), **extra_env}
     makeflags = verilator_makeflags() if simulator == "verilator" else ""
     with tool_environment(makeflags):
@@ -72,4 +72,14 @@ def test_cocotb_board_tile_fuzz_verilator(tmp_path):
 def test_cocotb_board_tile_end_to_end_icarus(tmp_path):
     outcomes = run_board_tile("wskip", "icarus", tmp_path,
                               ["test_driver_layer_end_to_end"], {"LAYER_WINDOWS": "2"})
+    assert outcomes == {"test_driver_layer_end_to_end": "passed"}
+
+
+@pytest.mark.cocotb
+def test_cocotb_board_tile_tcle_end_to_end_icarus(tmp_path):
+    """The TCLe board top (term-serial cycles predicted by the driver from
+    golden.pragmatic.schedule_cycles) through the UART pins on Icarus."""
+    params = TCLeTileParams(**P.__dict__, encoding="naf", first_stage_bits=1)
+    outcomes = run_board_tile("tcle", "icarus", tmp_path, ["test_driver_layer_end_to_end"],
+                              {"LAYER_WINDOWS": "2"}, params=params)
     assert outcomes == {"test_driver_layer_end_to_end": "passed"}

@@ -11,9 +11,10 @@ import pytest
 
 from effectual.driver import Board, BoardInfo, DeviceError, ProtocolError, SerialTransport, \
     decode_reply, encode_reply, encode_request, selftest_layer, selftest_vectors
-from effectual.fpga import BOARD_TILES, board_params, params_from_info, parse_tile
+from effectual.fpga import BOARD_TILES, DESIGN_TILES, board_params, params_from_info, \
+    parse_tile
 from golden.tcl import pack_act_rows, passes
-from hw.params import TileParams
+from hw.params import TCLeTileParams, TileParams
 from hw.protocol import Command, Error, pattern_crc
 
 P = TileParams(filters=2, lanes=4, windows=2, weight_width=8, act_width=8, act_signed=False,
@@ -74,13 +75,14 @@ class Scripted:
         return out
 
 
-def info_payload(params, *, serial=False, max_payload=256, protocol=1):
-    return (b"EFCT" + bytes([protocol, int(serial), params.filters, params.lanes,
+def info_payload(params, *, backend=0, max_payload=256, protocol=2, term=(0, 0, 0, 0)):
+    """The protocol-2 VERSION payload written out from the table in hw.protocol."""
+    return (b"EFCT" + bytes([protocol, backend, params.filters, params.lanes,
                              params.windows, params.weight_width, params.act_width,
                              int(params.act_signed)])
             + params.weight_rows.to_bytes(4, "little") + params.act_rows.to_bytes(4, "little")
             + max_payload.to_bytes(2, "little") + pattern_crc(params.offsets).to_bytes(2, "little")
-            + (12_000_000).to_bytes(4, "little") + b"\x01")
+            + (12_000_000).to_bytes(4, "little") + b"\x01" + bytes(term))
 
 
 def test_handshake_retry_version_and_errors():
@@ -88,7 +90,7 @@ def test_handshake_retry_version_and_errors():
     transport = Scripted([encode_reply(0, Error.OVERRUN), ok])
     board = Board(transport)
     info = board.handshake()
-    assert transport.sent == [encode_request(Command.VERSION, b"\x01")] * 2
+    assert transport.sent == [encode_request(Command.VERSION, b"\x02")] * 2
     assert (info.filters, info.weight_rows, info.clock_hz, info.selftest) == (2, 32, 12e6, True)
     assert params_from_info(info) == P
     board.expect(P)
@@ -96,9 +98,14 @@ def test_handshake_retry_version_and_errors():
                                          r"windows, pattern$"):
         board.expect(TileParams(**{**P.__dict__, "windows": 3, "pattern": "T<2,5>"}))
     bad = Board(Scripted([encode_reply(Command.VERSION, Error.BAD_VERSION,
-                                       info_payload(P, protocol=2))]))
-    with pytest.raises(DeviceError, match=r"^board speaks protocol 2, this driver 1$"):
+                                       info_payload(P, protocol=3))]))
+    with pytest.raises(DeviceError, match=r"^board speaks protocol 3, this driver 2$"):
         bad.handshake()
+    # a protocol-1 board (29-byte info, bit-serial flag in byte 5) is refused the same way
+    old = Board(Scripted([encode_reply(Command.VERSION, Error.BAD_VERSION,
+                                       info_payload(P, protocol=1)[:29])]))
+    with pytest.raises(DeviceError, match=r"^board speaks protocol 1, this driver 2$"):
+        old.handshake()
     with pytest.raises(ProtocolError, match=r"^no reply to STATUS \(got nothing\)$"):
         Board(Scripted([])).status()
     with pytest.raises(ProtocolError, match=r"^reply to command 0x03, expected 0x02$"):
@@ -106,7 +113,7 @@ def test_handshake_retry_version_and_errors():
     with pytest.raises(DeviceError, match=r"^board replied BUSY to START$"):
         Board(Scripted([encode_reply(Command.START, Error.BUSY)])).start(1, 1, True)
     with pytest.raises(ProtocolError, match=r"^VERSION reply is not an Effectual board"):
-        BoardInfo.from_bytes(b"EFCX" + bytes(25))
+        BoardInfo.from_bytes(b"EFCX" + bytes(29))
 
 
 def test_loads_are_split_to_max_payload_and_results_joined():
@@ -144,7 +151,8 @@ def decode_request(frame):
 
 def test_selftest_vectors_are_the_first_golden_pass():
     for serial in (False, True):
-        vectors = selftest_vectors(P, serial=serial, seed=4)
+        vectors = selftest_vectors(P, backend="bit-serial" if serial else "bit-parallel",
+                                   seed=4)
         first = next(passes(selftest_layer(P, seed=4), P))
         assert vectors["rows"] == first.schedule.rows
         assert vectors["acts"] == pack_act_rows(first.acts, P)
@@ -182,3 +190,107 @@ def test_unknown_pattern_and_missing_pyserial():
         with pytest.raises(OSError, match=r"^talking to a board needs pyserial: "
                                           r"pip install 'pyserial>=3\.5,<4'$"):
             SerialTransport("/dev/null")
+
+
+PE = TCLeTileParams(filters=2, lanes=4, windows=2, weight_width=8, act_width=8,
+                    act_signed=False, pattern="L<2,1>", weight_rows=32, act_rows=32,
+                    encoding="naf", first_stage_bits=1, run_ahead=3)
+
+
+def test_term_serial_info_params_and_errors():
+    """Protocol 2: back-end code 2 (term-serial) and the encoding (0 booth, 1 naf, 2 binary),
+    first-stage bits, run-ahead and gating in bytes 29..32, written out by hand."""
+    from hw.params import TERM_ENCODINGS
+    from hw.protocol import ENCODINGS, encoding_code
+
+    assert sorted(ENCODINGS) == sorted(TERM_ENCODINGS)      # every tile encoding has a code
+    assert [encoding_code(e) for e in ("booth", "naf", "binary")] == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"^encoding must be one of booth, naf, binary, "
+                                         r"not 'csd'$"):
+        encoding_code("csd")
+    payload = info_payload(PE, backend=2, term=(1, 1, 3, 1))
+    info = BoardInfo.from_bytes(payload)
+    assert (info.backend, info.term_serial, info.encoding, info.first_stage_bits,
+            info.run_ahead, info.gate_zero_weights) == ("term-serial", True, "naf", 1, 3, True)
+    assert params_from_info(info) == PE
+    board = Board(Scripted([encode_reply(Command.VERSION, Error.OK, payload)]))
+    board.handshake()
+    board.expect(PE)
+    with pytest.raises(ValueError, match=r"^the board's tile differs from the expected one in "
+                                         r"encoding, run_ahead$"):
+        board.expect(TCLeTileParams(**{**PE.__dict__, "encoding": "booth", "run_ahead": 0}))
+    with pytest.raises(ValueError, match=r"^the board's tile differs from the expected one in "
+                                         r"params type \(the board's back end is "
+                                         r"term-serial\)$"):
+        board.expect(P)
+    # the bit-parallel and bit-serial back ends: codes 0 and 1, no term-serial fields
+    for code, name in ((0, "bit-parallel"), (1, "bit-serial")):
+        info = BoardInfo.from_bytes(info_payload(P, backend=code))
+        assert (info.backend, info.encoding, info.run_ahead) == (name, None, None)
+        assert params_from_info(info) == P
+    prag = BoardInfo.from_bytes(info_payload(TCLeTileParams(
+        **{**PE.__dict__, "pattern": "none", "gate_zero_weights": False}), backend=2,
+        term=(2, 0, 0, 0)))
+    assert params_from_info(prag) == TCLeTileParams(**{**PE.__dict__, "pattern": "none",
+                                                      "gate_zero_weights": False,
+                                                      "encoding": "binary",
+                                                      "first_stage_bits": 0, "run_ahead": 0})
+    with pytest.raises(ProtocolError, match=r"^VERSION reply has back-end code 3, not one of "
+                                            r"0\.\.2$"):
+        BoardInfo.from_bytes(info_payload(P, backend=3))
+    with pytest.raises(ProtocolError, match=r"^VERSION reply has encoding code 3, not one of "
+                                            r"0\.\.2$"):
+        BoardInfo.from_bytes(info_payload(PE, backend=2, term=(3, 1, 3, 1)))
+
+
+def test_term_serial_expected_cycles_and_selftest_vectors():
+    """The term-serial cycles of a pass are golden.pragmatic.schedule_cycles with the tile's
+    options; summed over a whole layer they equal the layer-level golden model (row costs)."""
+    from golden.designs import get_design
+    from golden.pragmatic import schedule_cycles, tile_design
+    from effectual.driver import expected_cycles
+
+    layer = selftest_layer(PE, seed=4)
+    jobs = list(passes(layer, PE))
+    first = jobs[0]
+    vectors = selftest_vectors(PE, backend="term-serial", seed=4)
+    assert vectors["cycles"] == schedule_cycles(first.schedule, first.acts, encoding="naf",
+                                                act_width=8, act_signed=False,
+                                                first_stage_bits=1, run_ahead=3)
+    assert vectors["results"] == [int(first.outputs[f, w]) for w in range(2) for f in range(2)]
+    name, options = tile_design(PE)
+    assert sum(expected_cycles(j, PE, "term-serial") for j in jobs) == \
+        get_design(name).cycles(layer, **options)
+    with pytest.raises(ValueError, match=r"^backend must be one of bit-parallel, bit-serial, "
+                                         r"term-serial, not 'serial'$"):
+        expected_cycles(first, PE, "serial")
+    with pytest.raises(TypeError, match=r"^the term-serial back end needs TCLeTileParams, not "
+                                        r"TileParams\("):
+        expected_cycles(first, P, "term-serial")
+
+
+def test_term_serial_board_params_and_errors():
+    base = {**BOARD_TILES["icebreaker"], **DESIGN_TILES.get(("icebreaker", "tcle"), {})}
+    assert board_params("icebreaker", design="tcle", encoding="binary", first_stage_bits=3,
+                        run_ahead=8) == TCLeTileParams(**base, encoding="binary",
+                                                       first_stage_bits=3, run_ahead=8)
+    with pytest.raises(ValueError, match=r"^--encoding applies to tcle and pragmatic only, "
+                                         r"not tclp$"):
+        board_params("icebreaker", design="tclp", encoding="naf")
+    with pytest.raises(ValueError, match=r"^--run-ahead applies to tcle and pragmatic only, "
+                                         r"not baseline$"):
+        board_params("icebreaker", design="baseline", run_ahead=1)
+    with pytest.raises(ValueError, match=r"^encoding must be one of naf, booth, binary, "
+                                         r"not 'csd'$"):
+        board_params("icebreaker", design="tcle", encoding="csd")
+    with pytest.raises(ValueError, match=r"^first_stage_bits must be an integer from 0 to 3, "
+                                         r"not 4$"):
+        board_params("icebreaker", design="tcle", first_stage_bits=4)
+    with pytest.raises(ValueError, match=r"^run_ahead must be an integer from 0 to 8, not 9$"):
+        board_params("icebreaker", design="pragmatic", run_ahead=9)
+    with pytest.raises(ValueError, match=r"^--pattern applies to wskip, tclp and tcle only, "
+                                         r"not pragmatic$"):
+        board_params("icebreaker", design="pragmatic", pattern="L<2,1>")
+    with pytest.raises(ValueError, match=r"^unknown design 'tcl'; known designs: baseline, "
+                                         r"dstripes, wskip, tclp, tcle, pragmatic$"):
+        board_params("icebreaker", design="tcl")

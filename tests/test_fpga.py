@@ -59,11 +59,25 @@ def test_fpga_errors(tmp_path, capsys, monkeypatch):
                                        "lanes x windows), e.g. 2x4x2, not '2x2'\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--design", "xyz", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: unknown design 'xyz'; known "
-                                       "designs: baseline, dstripes, wskip, tclp\n")
+                                       "designs: baseline, dstripes, wskip, tclp, tcle, "
+                                       "pragmatic\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--design", "baseline", "--pattern",
                      "T<2,5>", "-o", "x"]) == 2
-    assert capsys.readouterr().err == ("effectual fpga: error: --pattern applies to wskip and "
-                                       "tclp only, not baseline\n")
+    assert capsys.readouterr().err == ("effectual fpga: error: --pattern applies to wskip, "
+                                       "tclp and tcle only, not baseline\n")
+    # the term-serial options: only for tcle and pragmatic, integers in their ranges
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "tclp", "--encoding", "naf",
+                     "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: --encoding applies to tcle and "
+                                       "pragmatic only, not tclp\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "tcle", "--first-stage-bits",
+                     "two", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: --first-stage-bits must be an "
+                                       "integer, not 'two'\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "tcle", "--run-ahead", "9",
+                     "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: run_ahead must be an integer "
+                                       "from 0 to 8, not 9\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--baud", "2500000", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: baud 2500000 at 12 MHz is off by "
                                        "4.0 % (divisor 5); at most 2 % is accepted\n")
@@ -93,3 +107,16 @@ def test_does_not_fit_is_reported(tmp_path, monkeypatch, capsys):
         "effectual fpga: error: design wskip 1x2x1 does not fit the iCE40UP5K: ERROR: "
         "Unable to place cell 'tile.mac', no BELs remaining to implement cell type "
         f"'ICESTORM_LC' (see {out / 'build.log'}; try a smaller --tile or --rows)\n")
+    # nextpnr's placer form of the same condition (a TCLe 1x4x2 on the UP5K)
+    def fake_region(command, cwd, env, stdout, stderr):
+        stdout.write("ERROR: Failed to expand region (0, 0) |_> (25, 31) of 5538 "
+                     "ICESTORM_LCs\n0 warnings, 1 error\n")
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(fpga.subprocess, "run", fake_region)
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "tcle", "--tile", "1x4x2",
+                     "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "effectual fpga: error: design tcle 1x4x2 does not fit the iCE40UP5K: ERROR: "
+        "Failed to expand region (0, 0) |_> (25, 31) of 5538 ICESTORM_LCs "
+        f"(see {out / 'build.log'}; try a smaller --tile or --rows)\n")

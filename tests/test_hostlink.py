@@ -26,9 +26,9 @@ from amaranth.sim import Simulator
 from effectual.driver import Board, decode_reply, encode_reply, encode_request, \
     selftest_layer, selftest_vectors
 from golden.tcl import pack_act_rows, passes
-from hw.board_tile import TileLink
+from hw.board_tile import DESIGNS, TileLink
 from hw.hostlink import HostLink, SelfTest, crc16_next, frame_geometry
-from hw.params import TileParams
+from hw.params import TCLeTileParams, TileParams
 from hw.protocol import PROTOCOL_VERSION, Command, Error, crc16, pattern_crc
 from sim.board_sim import ByteTransport
 
@@ -40,7 +40,8 @@ QUIET = 4 * TIMEOUT
 
 def make(selftest=True, design="wskip", params=P):
     """A fresh simulated board and its transport (the power-on self-test already run)."""
-    st = SelfTest(**selftest_vectors(params, serial=design == "tclp")) if selftest else None
+    st = (SelfTest(**selftest_vectors(params, backend=DESIGNS[design][1])) if selftest
+          else None)
     dut = TileLink(params=params, design=design, timeout=TIMEOUT, selftest=st, clock_hz=12000000)
     tr = ByteTransport(dut)
     tr.run(2000)
@@ -122,13 +123,15 @@ def test_rtl_crc_step_every_byte():
 
 # --- commands -----------------------------------------------------------------------------------
 
-def expected_info(params, serial, selftest, clock_hz, max_payload):
-    """The VERSION payload from the protocol's field list (hw.protocol docs, README table)."""
-    return (b"EFCT" + bytes([1, int(serial), params.filters, params.lanes, params.windows,
+def expected_info(params, backend, selftest, clock_hz, max_payload, term=(0, 0, 0, 0)):
+    """The VERSION payload (protocol 2) from the protocol's field list (hw.protocol docs,
+    docs/fpga-bringup.md table): ``backend`` 0 bit-parallel, 1 bit-serial, 2 term-serial;
+    ``term`` = (encoding code, first_stage_bits, run_ahead, gate_zero_weights)."""
+    return (b"EFCT" + bytes([2, backend, params.filters, params.lanes, params.windows,
                              params.weight_width, params.act_width, int(params.act_signed)])
             + params.weight_rows.to_bytes(4, "little") + params.act_rows.to_bytes(4, "little")
             + max_payload.to_bytes(2, "little") + pattern_crc(params.offsets).to_bytes(2, "little")
-            + clock_hz.to_bytes(4, "little") + bytes([int(selftest)]))
+            + clock_hz.to_bytes(4, "little") + bytes([int(selftest)]) + bytes(term))
 
 
 def test_geometry():
@@ -143,7 +146,7 @@ def test_geometry():
 
 def test_version_status_and_selftest():
     _, tr = make()
-    info = expected_info(P, False, True, 12000000, 256)
+    info = expected_info(P, 0, True, 12000000, 256)
     assert ask(tr, Command.VERSION, bytes([PROTOCOL_VERSION])) == \
         encode_reply(Command.VERSION, Error.OK, info)
     assert ask(tr, Command.VERSION, bytes([PROTOCOL_VERSION + 1])) == \
@@ -151,7 +154,7 @@ def test_version_status_and_selftest():
     # power-on self-test passed; no error yet; three good frames (this one included)
     assert ask(tr, Command.STATUS) == encode_reply(Command.STATUS, Error.OK,
                                                    bytes([0b1110, 0, 0, 0, 3, 0]))
-    vectors = selftest_vectors(P, serial=False)
+    vectors = selftest_vectors(P, backend="bit-parallel")
     assert ask(tr, Command.SELFTEST) == encode_reply(
         Command.SELFTEST, Error.OK, bytes([1]) + vectors["cycles"].to_bytes(4, "little"))
     assert ask(tr, Command.READ_CYCLES) == encode_reply(
@@ -169,7 +172,7 @@ def test_version_status_and_selftest():
 def test_selftest_detects_wrong_vectors():
     """Self-test vectors with one wrong expected result (or wrong cycles) report fail."""
     for field in ("results", "cycles"):
-        vectors = selftest_vectors(P, serial=False)
+        vectors = selftest_vectors(P, backend="bit-parallel")
         if field == "results":
             vectors["results"][3] += 1
         else:
@@ -300,10 +303,36 @@ def test_failed_frames_leave_state_intact():
     assert board.read_cycles() == first.cycles_bit_parallel
 
 
-@pytest.mark.parametrize("design", ["wskip", "tclp"])
+def test_term_serial_version_info_selftest_and_errors():
+    """A TCLe tile behind the link: VERSION tells back end 2 and the term-serial options; the
+    power-on and commanded self-tests pass with golden.pragmatic.schedule_cycles."""
+    from golden.pragmatic import schedule_cycles
+
+    pe = TCLeTileParams(**{**P.__dict__}, encoding="binary", first_stage_bits=3, run_ahead=1)
+    _, tr = make(design="tcle", params=pe)
+    info = expected_info(pe, 2, True, 12000000, 256, term=(2, 3, 1, 1))
+    assert ask(tr, Command.VERSION, bytes([PROTOCOL_VERSION])) == \
+        encode_reply(Command.VERSION, Error.OK, info)
+    first = next(passes(selftest_layer(pe), pe))
+    cycles = schedule_cycles(first.schedule, first.acts, encoding="binary", act_width=8,
+                             act_signed=False, first_stage_bits=3, run_ahead=1)
+    assert ask(tr, Command.STATUS) == encode_reply(Command.STATUS, Error.OK,
+                                                   bytes([0b1110, 0, 0, 0, 2, 0]))
+    assert ask(tr, Command.SELFTEST) == encode_reply(
+        Command.SELFTEST, Error.OK, bytes([1]) + cycles.to_bytes(4, "little"))
+    with pytest.raises(ValueError, match=r"^backend must be one of bit-parallel, bit-serial, "
+                                         r"term-serial, not 'serial'$"):
+        HostLink(params=P, backend="serial")
+    with pytest.raises(TypeError, match=r"^backend term-serial needs params of type "
+                                        r"TCLeTileParams, not TileParams$"):
+        HostLink(params=P, backend="term-serial")
+
+
+@pytest.mark.parametrize("design", ["wskip", "tclp", "tcle"])
 def test_fuzz_random_and_mutated_frames(design):
     rng = np.random.default_rng(11)
-    _, tr = make(design=design)
+    params = TCLeTileParams(**P.__dict__) if design == "tcle" else P
+    _, tr = make(design=design, params=params)
     valid = [encode_request(Command.STATUS), encode_request(Command.VERSION, b"\x01"),
              encode_request(Command.READ_CYCLES),
              encode_request(Command.LOAD_ACTS, u16(0) + bytes(range(8))),
@@ -331,6 +360,6 @@ def test_fuzz_random_and_mutated_frames(design):
     # the board is intact: a real run still equals golden
     board = Board(tr)
     board.handshake()
-    board.expect(P)
-    run = board.run_layer(selftest_layer(P, seed=3), max_windows=4)
+    board.expect(params)
+    run = board.run_layer(selftest_layer(params, seed=3), max_windows=4)
     assert run.ok
