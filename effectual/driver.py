@@ -11,7 +11,8 @@ its reference codec on the host side:
   tests.
 * `Board` speaks the protocol over a transport: handshake, loads, start, polling, results,
   cycles, self-test, and `Board.run_layer`, which runs every pass of a layer
-  (`golden.tcl.passes`: the layer is sent in pieces that fit the board's memories), collects the
+  (`golden.tcl.passes`: the layer is sent in pieces that fit the board's memories; on an
+  fpraker board `golden.fpraker_tile.layer_passes` of the layer's float view), collects the
   outputs and cycle counts, and checks both against golden.
 """
 
@@ -96,8 +97,8 @@ class BoardInfo:
     """The board's answer to ``VERSION``: its protocol version and tile configuration.
 
     ``backend`` is a name of `hw.protocol.BACKENDS`; ``encoding``, ``first_stage_bits``,
-    ``run_ahead`` and ``gate_zero_weights`` describe a term-serial back end (for the others they
-    are None).
+    ``run_ahead`` and ``gate_zero_weights`` describe a term-serial back end, ``encoding`` and
+    ``fp_acc_width`` an fpraker one (the others are None).
     """
 
     protocol: int
@@ -118,11 +119,17 @@ class BoardInfo:
     first_stage_bits: int = None
     run_ahead: int = None
     gate_zero_weights: bool = None
+    fp_acc_width: int = None
 
     @property
     def term_serial(self):
         """Whether the back end is term-serial."""
         return self.backend == "term-serial"
+
+    @property
+    def fpraker(self):
+        """Whether the back end is the bfloat16 FPRaker tile."""
+        return self.backend == "fpraker"
 
     @classmethod
     def from_bytes(cls, data):
@@ -136,12 +143,15 @@ class BoardInfo:
                                 f"0..{len(BACKENDS) - 1}")
         backend = BACKENDS[data[5]]
         term = {}
-        if backend == "term-serial":
+        if backend in ("term-serial", "fpraker"):
             if data[29] >= len(ENCODINGS):
                 raise ProtocolError(f"VERSION reply has encoding code {data[29]}, not one of "
                                     f"0..{len(ENCODINGS) - 1}")
-            term = dict(encoding=ENCODINGS[data[29]], first_stage_bits=data[30],
-                        run_ahead=data[31], gate_zero_weights=bool(data[32]))
+            if backend == "fpraker":
+                term = dict(encoding=ENCODINGS[data[29]], fp_acc_width=data[30])
+            else:
+                term = dict(encoding=ENCODINGS[data[29]], first_stage_bits=data[30],
+                            run_ahead=data[31], gate_zero_weights=bool(data[32]))
         u32 = lambda k: int.from_bytes(data[k:k + 4], "little")  # noqa: E731
         return cls(protocol=data[4], backend=backend, filters=data[6], lanes=data[7],
                    windows=data[8], weight_width=data[9], act_width=data[10],
@@ -151,17 +161,22 @@ class BoardInfo:
                    selftest=bool(data[28]), **term)
 
     def matches(self, params):
-        """Return the names of the `TileParams` (`TCLeTileParams` for a term-serial board)
-        fields that differ from the board's (``"params type"`` if the kind differs)."""
-        from hw.params import TCLeTileParams
+        """Return the names of the `TileParams` (`TCLeTileParams` for a term-serial board,
+        `FPRakerTileParams` for an fpraker one) fields that differ from the board's
+        (``"params type"`` if the kind differs)."""
+        from hw.params import FPRakerTileParams, TCLeTileParams
 
         names = ["filters", "lanes", "windows", "weight_width", "act_width", "act_signed",
                  "weight_rows", "act_rows"]
         diff = [name for name in names if getattr(self, name) != getattr(params, name)]
         if self.pattern_crc != pattern_crc(params.offsets):
             diff.append("pattern")
-        if self.term_serial != isinstance(params, TCLeTileParams):
+        if (self.term_serial != isinstance(params, TCLeTileParams)
+                or self.fpraker != isinstance(params, FPRakerTileParams)):
             diff.append("params type (the board's back end is " + self.backend + ")")
+        elif self.fpraker:
+            diff += [name for name in ("encoding", "fp_acc_width")
+                     if getattr(self, name) != getattr(params, name)]
         elif self.term_serial:
             diff += [name for name in ("encoding", "first_stage_bits", "run_ahead",
                                        "gate_zero_weights")
@@ -446,16 +461,72 @@ class Board:
                        expected=golden_pass.outputs, cycles=self.read_cycles(),
                        expected_cycles=expected_cycles(golden_pass, p, self.info.backend))
 
+    def run_fpraker_pass(self, tile_pass, *, tile=0, chunk=0):
+        """Run one `golden.fpraker_tile.TilePass` on an fpraker board; return a `PassRun`
+        (``outputs`` / ``expected``: the P float32 patterns as a [P, 1] array; ``tile`` and
+        ``chunk`` as given: the filter block and the output position)."""
+        p = self._params
+        if tile_pass.load_weights:
+            self.load_schedule(tile_pass.schedule)
+        self.load_acts(tile_pass.acts)
+        self.start(tile_pass.rows, tile_pass.steps, tile_pass.load_weights)
+        self.wait()
+        outputs = np.array(self.read_results(p.filters), dtype=np.int64).reshape(-1, 1)
+        return PassRun(tile=tile, chunk=chunk, outputs=outputs,
+                       expected=np.array(tile_pass.results, dtype=np.int64).reshape(-1, 1),
+                       cycles=self.read_cycles(),
+                       expected_cycles=expected_cycles(tile_pass, p, "fpraker"))
+
+    def _run_fpraker_layer(self, layer, max_windows, on_pass, started):
+        from golden.fpraker import fpraker_dot
+        from golden.fpraker_layers import layer_pairs
+        from golden.fpraker_tile import layer_passes
+
+        p = self._params
+        k = layer.out_channels
+        positions = int(np.prod(layer.output_shape)) // k
+        total = positions if max_windows is None else min(max_windows, positions)
+        # the reference: every output of the layer's float view as one whole dot product
+        # (`golden.fpraker.fpraker_dot` over `layer_pairs`), not cut into tile passes
+        a, b = layer_pairs(layer)
+        keep = (np.arange(k)[:, None] * positions + np.arange(total)[None, :]).ravel()
+        reference = fpraker_dot(a[keep], b[keep], p.pe_params).bits.astype(np.int64)
+        outputs = np.zeros(k * positions, dtype=np.int64)
+        runs, block, chunk = [], -1, 0
+        for tile_pass in layer_passes(layer, p, max_positions=max_windows):
+            if tile_pass.load_weights:
+                block, chunk = block + 1, 0
+            run = self.run_fpraker_pass(tile_pass, tile=block, chunk=chunk)
+            chunk += 1
+            runs.append(run)
+            for f, index in enumerate(tile_pass.outputs.tolist()):
+                if index >= 0:
+                    outputs[index] = run.outputs[f, 0]
+            if on_pass is not None:
+                on_pass(run)
+        macs = int(layer.macs * total // positions)
+        return LayerRun(passes=runs, outputs=outputs.reshape(k, positions)[:, :total],
+                        reference=reference.reshape(k, total), macs=macs,
+                        seconds=time.perf_counter() - started)
+
     def run_layer(self, layer, *, max_windows=None, on_pass=None):
         """Run every pass of ``layer`` (its first ``max_windows`` windows); return a `LayerRun`.
 
         A filter tile's schedule is loaded once and reused (``load_weights`` 0) for its other
         window chunks. ``on_pass(PassRun)`` is called after each pass.
+
+        On an fpraker board the layer's float view runs
+        (`golden.fpraker_tile.layer_passes`, ``max_windows`` = its ``max_positions``): a pass is
+        one output position of a block of P filters; outputs and references are float32 bit
+        patterns, compared bit for bit, and the reference is `golden.fpraker.fpraker_dot` of
+        each whole output (`golden.fpraker_layers.layer_pairs`).
         """
         from golden.layers import layer_output
         from golden.tcl import passes
 
         started = time.perf_counter()
+        if self.info is not None and self.info.fpraker:
+            return self._run_fpraker_layer(layer, max_windows, on_pass, started)
         p = self._params
         reference = layer_output(layer).reshape(layer.out_channels, -1)
         total = reference.shape[1] if max_windows is None else min(max_windows,
@@ -507,8 +578,19 @@ def expected_cycles(golden_pass, params, backend):
     ``backend`` (a name of `hw.protocol.BACKENDS`): ``"bit-parallel"`` -> the pass's R rows
     (``cycles_bit_parallel``), ``"bit-serial"`` -> the sum of the rows' precisions
     (``cycles_bit_serial``), ``"term-serial"`` -> `golden.pragmatic.schedule_cycles` with the
-    encoding, first-stage bits, run-ahead and gating of ``params`` (a `TCLeTileParams`).
+    encoding, first-stage bits, run-ahead and gating of ``params`` (a `TCLeTileParams`),
+    ``"fpraker"`` -> the lock-step cycles of `golden.fpraker_tile.pass_result` recomputed from
+    the pass's A and B sets (``golden_pass`` a `golden.fpraker_tile.TilePass`, ``params`` an
+    `FPRakerTileParams`).
     """
+    if backend == "fpraker":
+        from golden.fpraker_tile import pass_result
+        from hw.params import FPRakerTileParams
+
+        if not isinstance(params, FPRakerTileParams):
+            raise TypeError(f"the fpraker back end needs FPRakerTileParams, not {params!r}")
+        return int(pass_result(params, golden_pass.a_sets, golden_pass.b_sets,
+                               steps=golden_pass.steps).cycles)
     if backend == "bit-parallel":
         return int(golden_pass.cycles_bit_parallel)
     if backend == "bit-serial":
@@ -531,8 +613,18 @@ def expected_cycles(golden_pass, params, backend):
 def selftest_vectors(params, *, backend, seed=1):
     """Return the keyword arguments of `hw.hostlink.SelfTest` for ``params``: the first pass of
     `selftest_layer` from `golden.tcl.passes`, with the cycle count `expected_cycles` predicts
-    for ``backend`` (a name of `hw.protocol.BACKENDS`)."""
+    for ``backend`` (a name of `hw.protocol.BACKENDS`). For ``"fpraker"``: the vectors of
+    `golden.fpraker_tile.selftest_pass` (``seed``)."""
     from golden.tcl import pack_act_rows, passes
+
+    if backend == "fpraker":
+        from golden.fpraker_tile import selftest_pass
+
+        tile_pass = selftest_pass(params, seed=seed)
+        return {"rows": tile_pass.rows, "steps": tile_pass.steps,
+                "schedule": list(tile_pass.schedule), "acts": list(tile_pass.acts),
+                "results": list(tile_pass.results),
+                "cycles": expected_cycles(tile_pass, params, backend)}
 
     first = next(passes(selftest_layer(params, seed=seed), params))
     return {"rows": first.schedule.rows, "steps": first.acts.shape[1],

@@ -3,6 +3,7 @@
     effectual fpga --board B --design D [--tile FxNxW] [--pattern P] [--weight-width N]
                    [--act-width N] [--signed-acts] [--rows N] [--baud N] [-o DIR] [--program]
                    [--encoding E] [--first-stage-bits L1] [--run-ahead A]   (tcle, pragmatic)
+                   [--encoding E] [--fp-acc-width W]                         (fpraker)
     effectual board run --board B --layer FILE --port DEV [--baud N] [--max-windows N]
                         [--design D --tile FxNxW ...  with --port sim]
 
@@ -48,10 +49,23 @@ DESIGN_TILES = {("icebreaker", "baseline"): dict(windows=1),
                 ("icebreaker", "pragmatic"): dict(lanes=2),
                 ("ulx3s-85f", "tcle"): dict(windows=2),
                 ("ulx3s-85f", "pragmatic"): dict(windows=2)}
+#: the `hw.params.FPRakerTileParams` fields built by default for design fpraker (bfloat16,
+#: windows 1, no pattern): on the iCEBreaker one PE of 4 lanes (2x4 takes 77% of the UP5K's LUTs
+#: before the host link; 1x4 with the link is 94% of the LCs) and 72 sets per pass (every LeNet
+#: layer fits: conv3's 288-term dot products take 72 sets of 4); on the ULX3S 4 PEs of 8 lanes
+#: and 64 sets. The PE's accumulate path is one long cycle: on the UP5K the tile reaches about
+#: 5 MHz and misses the 12 MHz board clock (docs/fpga-bringup.md)
+FPRAKER_TILES = {
+    "icebreaker": dict(filters=1, lanes=4, weight_rows=72, act_rows=72),
+    "ulx3s-85f": dict(filters=4, lanes=8, weight_rows=64, act_rows=64),
+}
 #: the `hw.params.TCLeTileParams` options of the term-serial designs (tcle, pragmatic), and the
 #: command-line option setting each
 TERM_SERIAL_OPTIONS = {"encoding": "--encoding", "first_stage_bits": "--first-stage-bits",
                        "run_ahead": "--run-ahead"}
+#: the `hw.params.FPRakerTileParams` options of design fpraker, and the command-line option
+#: setting each (``fp_acc_width`` default 28)
+FPRAKER_OPTIONS = {"encoding": "--encoding", "fp_acc_width": "--fp-acc-width"}
 #: patterns tried (in order) to recognise a board's pattern from the CRC in its VERSION info
 KNOWN_PATTERNS = ["none", "T<2,5>"] + [f"L<{h},{d}>" for h in range(0, 8) for d in range(0, 8)
                                          if h + d]
@@ -75,35 +89,46 @@ def board_params(board, *, design="tclp", tile=None, **overrides):
 
     A `TileParams` for the bit-parallel and bit-serial designs, a `TCLeTileParams` for the
     term-serial ones (``tcle``, ``pragmatic``; `TERM_SERIAL_OPTIONS` overrides apply to them
-    only, else ``ValueError``). ``baseline``, ``dstripes`` and ``pragmatic`` have pattern
+    only, else ``ValueError``), an `FPRakerTileParams` for ``fpraker`` (from `FPRAKER_TILES`;
+    `FPRAKER_OPTIONS` apply to it, ``fp_acc_width`` to it only). ``baseline``, ``dstripes`` and ``pragmatic`` have pattern
     ``none`` (`hw.board_tile.FIXED_PATTERNS`): a ``pattern`` override for them is a
     ``ValueError``; ``pragmatic`` does not gate zero weights (`hw.board_tile.FIXED_GATING`).
     """
     from hw.board import get_board
     from hw.board_tile import DESIGNS, FIXED_GATING, FIXED_PATTERNS, design_backend
-    from hw.params import TCLeTileParams, TileParams
+    from hw.params import FPRakerTileParams, TCLeTileParams, TileParams
 
     get_board(board)
-    term_serial = design_backend(design) == "term-serial"
-    if not term_serial:
-        given = [option for name, option in TERM_SERIAL_OPTIONS.items()
-                 if overrides.get(name) is not None]
-        if given:
-            takers = [d for d, (_, backend) in DESIGNS.items() if backend == "term-serial"]
-            raise ValueError(f"{given[0]} applies to {' and '.join(takers)} only, not {design}")
-    fields = dict(BOARD_TILES[board])
-    fields.update(DESIGN_TILES.get((board, design), {}))
+    backend = design_backend(design)
+    term_serial = backend == "term-serial"
+    fpraker = backend == "fpraker"
+    accepted = (TERM_SERIAL_OPTIONS if term_serial else FPRAKER_OPTIONS if fpraker else {})
+    for name, option in {**TERM_SERIAL_OPTIONS, **FPRAKER_OPTIONS}.items():
+        if overrides.get(name) is not None and name not in accepted:
+            takers = [d for d, (_, b) in DESIGNS.items()
+                      if name in (TERM_SERIAL_OPTIONS if b == "term-serial" else
+                                  FPRAKER_OPTIONS if b == "fpraker" else {})]
+            names = ", ".join(takers[:-1]) + " and " + takers[-1] if len(takers) > 1 \
+                else takers[0]
+            raise ValueError(f"{option} applies to {names} only, not {design}")
+    if fpraker:
+        fields = dict(FPRAKER_TILES[board])
+    else:
+        fields = dict(BOARD_TILES[board])
+        fields.update(DESIGN_TILES.get((board, design), {}))
     if design in FIXED_PATTERNS:
         if overrides.get("pattern") not in (None, FIXED_PATTERNS[design]):
             takers = [d for d in DESIGNS if d not in FIXED_PATTERNS]
             raise ValueError(f"--pattern applies to {', '.join(takers[:-1])} and {takers[-1]} "
                              f"only, not {design}")
         fields["pattern"] = FIXED_PATTERNS[design]
-    if design in FIXED_GATING:
+    if design in FIXED_GATING and not fpraker:
         fields["gate_zero_weights"] = FIXED_GATING[design]
     if tile is not None:
         fields["filters"], fields["lanes"], fields["windows"] = parse_tile(tile)
     fields.update({k: v for k, v in overrides.items() if v is not None})
+    if fpraker:
+        return FPRakerTileParams(**fields)
     return TCLeTileParams(**fields) if term_serial else TileParams(**fields)
 
 
@@ -202,7 +227,8 @@ def format_summary(result):
     """Return the printed summary of a `build_tile_bitstream` result."""
     p = result["parameters"]
     term = (f" {p['encoding']} L1={p['first_stage_bits']} A={p['run_ahead']}"
-            if "encoding" in p else "")
+            if "first_stage_bits" in p else
+            f" {p['encoding']} W={p['fp_acc_width']} (bfloat16)" if "fp_acc_width" in p else "")
     lines = [f"{result['board']} ({result['device']}): {result['design']} tile "
              f"{p['filters']}x{p['lanes']}x{p['windows']} pattern {p['pattern']}{term} "
              f"w{p['weight_width']}/a{p['act_width']}{'s' if p['act_signed'] else 'u'} "
@@ -229,17 +255,22 @@ def format_summary(result):
 def _add_tile_options(parser, *, prefix=""):
     parser.add_argument("--design", dest=f"{prefix}design", default="tclp", metavar="D",
                         help="tile design: baseline, dstripes (no pattern), wskip, tclp, tcle "
-                             "(term-serial) or pragmatic (term-serial, no pattern, no "
-                             "zero-weight gating) (default tclp)")
+                             "(term-serial), pragmatic (term-serial, no pattern, no "
+                             "zero-weight gating) or fpraker (bfloat16 FPRaker PEs; --tile Px"
+                             "Nx1) (default tclp)")
     parser.add_argument("--tile", dest=f"{prefix}tile", metavar="FxNxW",
                         help="filters x lanes x windows (default: sized to the board)")
     for option, metavar, text in (
-            ("--encoding", "E", "activation term encoding booth, naf or binary (default booth)"),
-            ("--first-stage-bits", "L1", "first-stage shifter bits 0..3 (default 2)"),
-            ("--run-ahead", "A", "column run-ahead rows 0..8 (default 0)")):
+            ("--encoding", "E", "tcle, pragmatic, fpraker: activation term encoding booth, "
+                                "naf or binary (default booth; fpraker naf)"),
+            ("--first-stage-bits", "L1", "tcle, pragmatic: first-stage shifter bits 0..3 "
+                                         "(default 2)"),
+            ("--run-ahead", "A", "tcle, pragmatic: column run-ahead rows 0..8 (default 0)"),
+            ("--fp-acc-width", "W", "fpraker: the PEs' accumulator window 16..48 "
+                                    "(default 28)")):
         try:
             parser.add_argument(option, dest=f"{prefix}{option[2:].replace('-', '_')}",
-                                metavar=metavar, help=f"tcle, pragmatic: {text}")
+                                metavar=metavar, help=text)
         except argparse.ArgumentError:
             # ``effectual board`` already has the option (a block parameter of the same name,
             # dest without the prefix): `_term_options` reads it from there
@@ -247,10 +278,10 @@ def _add_tile_options(parser, *, prefix=""):
 
 
 def _term_options(args, prefix=""):
-    """Return the `TERM_SERIAL_OPTIONS` given in ``args`` (None when absent), the integers
-    converted; ``ValueError`` naming the option for a non-integer."""
+    """Return the `TERM_SERIAL_OPTIONS` and `FPRAKER_OPTIONS` given in ``args`` (None when
+    absent), the integers converted; ``ValueError`` naming the option for a non-integer."""
     options = {}
-    for name, option in TERM_SERIAL_OPTIONS.items():
+    for name, option in {**TERM_SERIAL_OPTIONS, **FPRAKER_OPTIONS}.items():
         value = getattr(args, f"{prefix}{name}", None)
         if value is None:
             value = getattr(args, name, None)
@@ -340,10 +371,22 @@ def add_run_arguments(parser):
 def params_from_info(info):
     """Return the tile parameters of a board from its `effectual.driver.BoardInfo`: a
     `TCLeTileParams` for a term-serial board (with its encoding, first-stage bits, run-ahead and
-    gating), else a `TileParams`; the pattern is recognised among `KNOWN_PATTERNS` by its CRC
-    (``ValueError`` if it is not)."""
-    from hw.params import TCLeTileParams, TileParams
+    gating), an `FPRakerTileParams` for an fpraker board (P, N, R, encoding, W), else a
+    `TileParams`; the pattern is recognised among `KNOWN_PATTERNS` by its CRC (``ValueError`` if
+    it is not)."""
+    from hw.params import FPRakerTileParams, TCLeTileParams, TileParams
     from hw.protocol import pattern_crc
+
+    if info.fpraker:
+        params = FPRakerTileParams(filters=info.filters, lanes=info.lanes,
+                                   windows=info.windows, weight_width=info.weight_width,
+                                   act_width=info.act_width, act_signed=info.act_signed,
+                                   weight_rows=info.weight_rows, act_rows=info.act_rows,
+                                   fp_acc_width=info.fp_acc_width, encoding=info.encoding)
+        if pattern_crc(params.offsets) != info.pattern_crc:
+            raise ValueError(f"the fpraker board's pattern (CRC 0x{info.pattern_crc:04x}) is "
+                             f"not none")
+        return params
 
     base = dict(filters=info.filters, lanes=info.lanes, windows=info.windows,
                 weight_width=info.weight_width, act_width=info.act_width,
@@ -404,7 +447,8 @@ def board_run(args):
     params = params_from_info(info)
     board.expect(params)
     term = (f" {info.encoding} L1={info.first_stage_bits} A={info.run_ahead}"
-            if info.term_serial else "")
+            if info.term_serial else
+            f" {info.encoding} W={info.fp_acc_width} (bfloat16)" if info.fpraker else "")
     print(f"board: {design_name(info.backend, params.pattern, info.gate_zero_weights)} tile "
           f"{params.filters}x{params.lanes}x{params.windows} pattern {params.pattern}{term}, "
           f"{info.clock_hz / 1e6:g} MHz, self-test {'present' if info.selftest else 'absent'}")

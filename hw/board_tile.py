@@ -1,5 +1,5 @@
 """A tile on a board: UART host link, LEDs and the built-in self-test around a bit-parallel,
-TCLp (bit-serial) or TCLe (term-serial) tile, named as the golden design registry names them
+TCLp (bit-serial), TCLe (term-serial) or FPRaker (bfloat16) tile, named as the golden design registry names them
 (`DESIGNS`).
 
 `TileLink` is the tile behind a `hw.hostlink.HostLink` (byte streams in and out);
@@ -17,7 +17,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from .hostlink import HostLink
-from .params import TCLeTileParams, TileParams
+from .params import FPRakerTileParams, TCLeTileParams, TileParams
 from .uart import UARTRx, UARTTx
 
 __all__ = ["DESIGNS", "FIXED_PATTERNS", "FIXED_GATING", "LED_ROLES", "LED_MAP", "TileLink",
@@ -28,7 +28,8 @@ __all__ = ["DESIGNS", "FIXED_PATTERNS", "FIXED_GATING", "LED_ROLES", "LED_MAP", 
 #: bit-parallel tile without and with a weight-skipping pattern, ``dstripes`` and ``tclp`` the
 #: TCLp tile without and with one, ``tcle`` the TCLe tile (term-serial, zero weights gated, any
 #: pattern) and ``pragmatic`` the same tile with no pattern and no zero-weight gating
-#: (`hw.params.TCLeTileParams`)
+#: (`hw.params.TCLeTileParams`), ``fpraker`` the bfloat16 FPRaker tile
+#: (`hw.params.FPRakerTileParams`)
 DESIGNS = {
     "baseline": ("hw.tile:BitParallelTile", "bit-parallel"),
     "dstripes": ("hw.tile:TCLpTile", "bit-serial"),
@@ -36,9 +37,11 @@ DESIGNS = {
     "tclp": ("hw.tile:TCLpTile", "bit-serial"),
     "tcle": ("hw.term_serial:TCLeTile", "term-serial"),
     "pragmatic": ("hw.term_serial:TCLeTile", "term-serial"),
+    "fpraker": ("hw.fpraker_tile:FPRakerTile", "fpraker"),
 }
 #: designs whose tile has a fixed pattern (the others take any pattern)
-FIXED_PATTERNS = {"baseline": "none", "dstripes": "none", "pragmatic": "none"}
+FIXED_PATTERNS = {"baseline": "none", "dstripes": "none", "pragmatic": "none",
+                  "fpraker": "none"}
 #: term-serial designs -> their fixed ``gate_zero_weights``
 FIXED_GATING = {"tcle": True, "pragmatic": False}
 
@@ -67,19 +70,22 @@ def design_name(backend, pattern, gate_zero_weights=True):
     and (term-serial) whether it gates zero weights."""
     if backend == "term-serial":
         return "tcle" if gate_zero_weights else "pragmatic"
+    if backend == "fpraker":
+        return "fpraker"
     if backend == "bit-serial":
         return "dstripes" if pattern == "none" else "tclp"
     if backend == "bit-parallel":
         return "baseline" if pattern == "none" else "wskip"
     raise ValueError(f"backend must be one of bit-parallel, bit-serial, term-serial, "
-                     f"not {backend!r}")
+                     f"fpraker, not {backend!r}")
 
 
 def make_tile(design, params):
     """Return a new tile component of ``design`` (a key of `DESIGNS`) for ``params``.
 
-    ``params`` is a `TCLeTileParams` for the term-serial designs (``tcle``, ``pragmatic``) and
-    a plain `TileParams` for the others (``TypeError`` otherwise). ``ValueError`` for an
+    ``params`` is a `TCLeTileParams` for the term-serial designs (``tcle``, ``pragmatic``),
+    an `FPRakerTileParams` for ``fpraker`` and a plain `TileParams` for the others
+    (``TypeError`` otherwise). ``ValueError`` for an
     unknown design, a pattern the design does not have (`FIXED_PATTERNS`) or a zero-weight
     gating it does not have (`FIXED_GATING`).
     """
@@ -87,7 +93,11 @@ def make_tile(design, params):
     if backend == "term-serial":
         if not isinstance(params, TCLeTileParams):
             raise TypeError(f"design {design} takes TCLeTileParams, not {params!r}")
-    elif not isinstance(params, TileParams) or isinstance(params, TCLeTileParams):
+    elif backend == "fpraker":
+        if not isinstance(params, FPRakerTileParams):
+            raise TypeError(f"design {design} takes FPRakerTileParams, not {params!r}")
+    elif not isinstance(params, TileParams) or isinstance(params, (TCLeTileParams,
+                                                                   FPRakerTileParams)):
         raise TypeError(f"design {design} takes TileParams, not {params!r}")
     fixed = FIXED_PATTERNS.get(design)
     if fixed is not None and params.pattern != fixed:
@@ -109,10 +119,11 @@ class TileLink(wiring.Component):
 
     Parameters
     ----------
-    params : `hw.params.TileParams` (`hw.params.TCLeTileParams` for ``tcle``, ``pragmatic``)
+    params : `hw.params.TileParams` (`hw.params.TCLeTileParams` for ``tcle``, ``pragmatic``;
+        `hw.params.FPRakerTileParams` for ``fpraker``)
     design : str
         A key of `DESIGNS`: ``"baseline"``, ``"dstripes"``, ``"wskip"``, ``"tclp"``,
-        ``"tcle"`` or ``"pragmatic"``.
+        ``"tcle"``, ``"pragmatic"`` or ``"fpraker"``.
     timeout, selftest, clock_hz
         As `hw.hostlink.HostLink`.
 

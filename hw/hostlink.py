@@ -15,7 +15,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .layouts import act_row_layout, schedule_row_layout
-from .params import TCLeTileParams, TileParams, check_int
+from .params import FPRakerTileParams, TCLeTileParams, TileParams, check_int
 from .protocol import (INFO_LENGTH, MAGIC, PROTOCOL_VERSION, REPLY_SYNC, REQUEST_SYNC, Command,
                        Error, backend_code, encoding_code, pattern_crc)
 
@@ -155,13 +155,15 @@ class HostLink(wiring.Component):
 
     Parameters
     ----------
-    params : `hw.params.TileParams` or `hw.params.TCLeTileParams`
-        The tile's configuration (a `TCLeTileParams` for the term-serial back end).
+    params : `hw.params.TileParams`
+        The tile's configuration (a `TCLeTileParams` for the term-serial back end, an
+        `FPRakerTileParams` for the fpraker back end and only for it; ``TypeError`` otherwise).
     backend : str
         A name of `hw.protocol.BACKENDS`, reported in the ``VERSION`` info with what the host
         needs to predict the cycle counts: ``"bit-parallel"`` (cycles = R), ``"bit-serial"``
         (TCLp; cycles = sum of row precisions) or ``"term-serial"`` (TCLe, Pragmatic; the
-        encoding, first-stage bits, run-ahead and zero-weight gating of ``params`` follow).
+        encoding, first-stage bits, run-ahead and zero-weight gating of ``params`` follow) or
+        ``"fpraker"`` (the bfloat16 FPRaker tile; its encoding and ``fp_acc_width`` follow).
     timeout : int, 8..2**24
         Inter-byte timeout in clock cycles.
     selftest : `SelfTest` or None
@@ -203,6 +205,12 @@ class HostLink(wiring.Component):
         if backend == "term-serial" and not isinstance(params, TCLeTileParams):
             raise TypeError(f"backend term-serial needs params of type TCLeTileParams, not "
                             f"{type(params).__name__}")
+        if (backend == "fpraker") != isinstance(params, FPRakerTileParams):
+            if backend == "fpraker":
+                raise TypeError(f"backend fpraker needs params of type FPRakerTileParams, not "
+                                f"{type(params).__name__}")
+            raise TypeError(f"params of type FPRakerTileParams need backend fpraker, not "
+                            f"{backend}")
         self._params = params
         self._backend = backend
         self._timeout = check_int("timeout", timeout, 8, 1 << 24)
@@ -270,6 +278,8 @@ class HostLink(wiring.Component):
         if self._backend == "term-serial":
             out += bytes([encoding_code(p.encoding), p.first_stage_bits,
                           p.run_ahead, int(p.gate_zero_weights)])
+        elif self._backend == "fpraker":
+            out += bytes([encoding_code(p.encoding), p.fp_acc_width, 0, 0])
         else:
             out += bytes(4)
         assert len(out) == INFO_LENGTH

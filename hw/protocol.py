@@ -18,7 +18,7 @@ of the payload, sent most significant byte first. Multi-byte fields are little-e
 
     0..3    MAGIC "EFCT"
     4       protocol version
-    5       back end (`BACKENDS`: 0 bit-parallel, 1 bit-serial, 2 term-serial)
+    5       back end (`BACKENDS`: 0 bit-parallel, 1 bit-serial, 2 term-serial, 3 fpraker)
     6..8    filters, lanes, windows
     9..11   weight_width, act_width, act_signed
     12..15  weight_rows u32
@@ -27,10 +27,13 @@ of the payload, sent most significant byte first. Multi-byte fields are little-e
     22..23  pattern CRC u16 (`pattern_crc`)
     24..27  clock_hz u32
     28      self-test vectors present
-    29      encoding (`ENCODINGS`: 0 booth, 1 naf, 2 binary; term-serial, else 0)
-    30      first_stage_bits (term-serial, else 0)
-    31      run_ahead (term-serial, else 0)
-    32      gate_zero_weights (term-serial, else 0)
+    29..32  back-end options (0 where the table has no entry):
+
+            byte  term-serial        fpraker
+            29    encoding           encoding      (`ENCODINGS`: 0 booth, 1 naf, 2 binary)
+            30    first_stage_bits   fp_acc_width  (the PEs' accumulator window W, 16..48)
+            31    run_ahead          0
+            32    gate_zero_weights  0
 
 Protocol 1 had 29 bytes and a bit-serial flag in byte 5.
 """
@@ -50,9 +53,11 @@ STATUS_LENGTH = 6     # STATUS reply payload
 
 #: the tile's back end, by its code in the ``VERSION`` info (byte 5): bit-parallel (cycles = R
 #: schedule rows per pass), bit-serial (TCLp: sum of the rows' precisions), term-serial (TCLe,
-#: Pragmatic: `golden.pragmatic.schedule_cycles`)
-BACKENDS = ("bit-parallel", "bit-serial", "term-serial")
-#: a term-serial tile's activation term encoding, by its code in the ``VERSION`` info (byte 29)
+#: Pragmatic: `golden.pragmatic.schedule_cycles`), fpraker (the bfloat16 FPRaker tile:
+#: `golden.fpraker_tile.pass_result` cycles)
+BACKENDS = ("bit-parallel", "bit-serial", "term-serial", "fpraker")
+#: a term-serial or FPRaker tile's activation term encoding, by its code in the ``VERSION`` info
+#: (byte 29)
 ENCODINGS = ("booth", "naf", "binary")
 
 

@@ -2,7 +2,7 @@
 
 Run by ``tests/test_cocotb_board_tile.py``. The environment carries the configuration:
 ``PARAM_*`` (`hw.params.TileParams.to_env`, `hw.params.TCLeTileParams.to_env` for the
-term-serial designs), ``DESIGN``, ``DIVISOR``, ``TIMEOUT`` (the link's
+term-serial designs, `hw.params.FPRakerTileParams.to_env` for fpraker), ``DESIGN``, ``DIVISOR``, ``TIMEOUT`` (the link's
 inter-byte timeout in cycles), ``SEED``, ``FUZZ_BURSTS`` and ``LAYER_WINDOWS``.
 
 * `CocotbUart` is the host's serial port: an 8N1 bit-level model on the ``rx``/``tx`` pins
@@ -27,7 +27,7 @@ from cocotb.triggers import FallingEdge, Timer
 
 from effectual.driver import Board, decode_reply, encode_request, selftest_layer
 from hw.board_tile import DESIGNS
-from hw.params import TCLeTileParams, TileParams
+from hw.params import FPRakerTileParams, TCLeTileParams, TileParams
 from hw.protocol import Command, Error
 
 try:
@@ -109,8 +109,9 @@ class CocotbTransport:
 
 
 async def _setup(dut):
-    term_serial = DESIGNS[os.environ["DESIGN"]][1] == "term-serial"
-    params = (TCLeTileParams if term_serial else TileParams).from_env(os.environ)
+    backend = DESIGNS[os.environ["DESIGN"]][1]
+    params = {"term-serial": TCLeTileParams, "fpraker": FPRakerTileParams}.get(
+        backend, TileParams).from_env(os.environ)
     divisor = int(os.environ["DIVISOR"])
     Clock(dut.clk, PERIOD_NS, unit="ns").start(start_high=True)
     dut.rst.value = 1

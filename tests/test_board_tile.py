@@ -30,7 +30,7 @@ from golden.layers import Layer, save_layer
 from hw.board import BOARDS
 from hw.board_tile import DESIGNS, LED_MAP, LED_ROLES, BoardTile, BoardTileTop
 from hw.hostlink import SelfTest
-from hw.params import TCLeTileParams, TileParams
+from hw.params import FPRakerTileParams, TCLeTileParams, TileParams
 from hw.protocol import Command, Error
 from sim.board_sim import PinTransport
 
@@ -42,7 +42,11 @@ PARAMS = {"tclp": P, "wskip": P,
           "tcle": TCLeTileParams(**dataclasses.asdict(P)),
           "pragmatic": TCLeTileParams(**{**dataclasses.asdict(P), "pattern": "none"},
                                       gate_zero_weights=False, encoding="naf",
-                                      first_stage_bits=1, run_ahead=2)}
+                                      first_stage_bits=1, run_ahead=2),
+          # the bfloat16 FPRaker tile: 2 PEs x 4 lanes, 16 sets per pass (LeNet conv1's 9-term
+          # dot products take 3, fc2's 64-term ones 16), booth terms, a 24-bit window
+          "fpraker": FPRakerTileParams(filters=2, lanes=4, weight_rows=16, act_rows=16,
+                                       fp_acc_width=24, encoding="booth")}
 DIVISOR = 4
 
 
@@ -124,6 +128,106 @@ def test_term_serial_board_runs_whole_layer_through_uart_pins(design):
     assert board.selftest() == (True, selftest_vectors(params, backend="term-serial")["cycles"])
 
 
+LENET = "build/workloads/lenet-digits-8"
+
+
+def lenet_layer(index):
+    """Layer ``index`` of LeNet-digits-8 (image 0). Without the workload (``effectual import
+    lenet-digits --bits 8``) a random layer of the same shape and activation scale: conv1
+    (16 filters 3x3 over 1 channel, 8x8, padding 1) or fc2 (10 x 64)."""
+    import pathlib
+
+    from golden.layers import load_network
+
+    if pathlib.Path(LENET).is_dir():
+        for position, (_, _, layer) in enumerate(load_network(LENET, images=0)[1]):
+            if position == index:
+                return layer
+    rng = np.random.default_rng(4 + index)
+    if index == 0:
+        return Layer(kind="conv", weights=rng.integers(-128, 128, (16, 1, 3, 3)),
+                     activations=rng.integers(0, 256, (1, 8, 8)), padding=(1, 1, 1, 1),
+                     weight_scale=0.01, act_scale=1 / 255, name="conv1")
+    return Layer(kind="fc", weights=rng.integers(-128, 128, (10, 64)),
+                 activations=rng.integers(0, 256, 64), weight_scale=0.01, act_scale=0.11,
+                 name="fc2")
+
+
+def lenet_conv1_slice():
+    """LeNet-digits-8 conv1, its first 6 filters on a 4x3 crop of the middle of the digit, no
+    padding: 2x1 output positions, every window over ink."""
+    layer = lenet_layer(0)
+    assert layer.kind == "conv" and layer.weights.shape == (16, 1, 3, 3)
+    return dataclasses.replace(layer, weights=layer.weights[:6],
+                               activations=layer.activations[:, 2:6, 3:6],
+                               padding=(0, 0, 0, 0), name="conv1-slice")
+
+
+def test_fpraker_board_runs_lenet_slice_through_uart_pins():
+    """The FPRaker tile on the board top (back end 3): the driver runs the float view of a
+    LeNet conv1 slice pass by pass (golden.fpraker_tile.layer_passes); every pass's P float32
+    results equal golden bit for bit and its cycles equal golden.fpraker_tile.pass_result's;
+    the assembled outputs equal golden.fpraker.fpraker_dot of each whole output of
+    golden.fpraker_layers.layer_pairs; the self-test passes with selftest_pass's cycles."""
+    from golden.fpraker import fpraker_dot
+    from golden.fpraker_layers import layer_pairs
+    from golden.fpraker_tile import pass_result, selftest_pass
+
+    params = PARAMS["fpraker"]
+    _, tr = make("fpraker")
+    board = Board(tr)
+    info = board.handshake()
+    assert (info.backend, info.filters, info.lanes, info.windows, info.weight_rows,
+            info.encoding, info.fp_acc_width) == ("fpraker", 2, 4, 1, 16, "booth", 24)
+    board.expect(params)
+    status = board.status()
+    assert status.selftest_done and status.selftest_pass
+    layer = lenet_conv1_slice()
+    run = board.run_layer(layer)
+    # 3 blocks of 2 filters x 2 positions; the first pass of a block loads its B sets
+    assert [(p.tile, p.chunk) for p in run.passes] == [(t, c) for t in range(3) for c in range(2)]
+    assert all(p.ok for p in run.passes), [(p.cycles, p.expected_cycles) for p in run.passes]
+    a, b = layer_pairs(layer)                 # [12 outputs, 9]: (k, oy, ox) order
+    assert a.shape == (12, 9) and (a != 0).mean() > 0.5
+    whole = fpraker_dot(a, b, params.pe_params)
+    np.testing.assert_array_equal(run.outputs, whole.bits.reshape(6, 2))
+    np.testing.assert_array_equal(run.outputs, run.reference)
+    assert len(set(run.outputs.ravel().tolist())) == 12      # 12 distinct floats
+    # cycles: the lock-step sum per pass is at least the slowest PE's own count
+    assert run.cycles >= sum(whole.cycles.reshape(6, 2)[2 * t:2 * t + 2, c].max()
+                             for t in range(3) for c in range(2))
+    assert run.cycles > 6 * 3                 # more than one cycle per set: terms were counted
+    assert run.ok
+    # the whole of fc2 (10 outputs of 64 pairs, 16 sets): 5 passes, each loading its B sets
+    fc2 = lenet_layer(4)
+    run = board.run_layer(fc2)
+    assert [(p.tile, p.chunk) for p in run.passes] == [(t, 0) for t in range(5)]
+    a, b = layer_pairs(fc2)
+    np.testing.assert_array_equal(run.outputs.ravel(), fpraker_dot(a, b, params.pe_params).bits)
+    assert run.ok
+    st = selftest_pass(params, seed=1)
+    assert board.selftest() == (True, pass_result(params, st.a_sets, st.b_sets).cycles)
+
+
+def test_board_run_cli_fpraker_against_simulated_board(tmp_path, capsys):
+    """``effectual board run --design fpraker --port sim`` on the iCEBreaker's default fpraker
+    tile (1 PE x 4 lanes, 32 sets) and a real LeNet layer (the conv1 slice, first position of
+    each filter)."""
+    layer_file = tmp_path / "layer.npz"
+    save_layer(layer_file, lenet_conv1_slice())
+    out = tmp_path / "run.json"
+    assert cli.main(["board", "run", "--board", "icebreaker", "--layer", str(layer_file),
+                     "--port", "sim", "--design", "fpraker", "--fp-acc-width", "20",
+                     "--max-windows", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "board: fpraker tile 1x4x1 pattern none naf W=20 (bfloat16), " in printed
+    assert "power-on self-test: PASS" in printed
+    assert "outputs and cycles equal golden" in printed
+    result = json.loads(out.read_text())
+    assert result["ok"] and len(result["passes"]) == 6
+    assert all(p["cycles"] == p["expected_cycles"] for p in result["passes"])
+
+
 def test_slow_host_and_framing_error():
     # a host whose bit period is 4 % longer than the board's (26 vs 25 cycles) still talks
     dut = BoardTile(params=P, design="wskip", divisor=25,
@@ -165,7 +269,7 @@ def test_leds_follow_selftest():
         assert all(not ({"pass", "fail"} <= n) for n in names)
 
 
-@pytest.mark.parametrize("design", ["tclp", "wskip", "tcle"])
+@pytest.mark.parametrize("design", ["tclp", "wskip", "tcle", "fpraker"])
 @pytest.mark.parametrize("board", list(BOARDS))
 def test_board_targets_elaborate(board, design):
     platform = BOARDS[board]()
@@ -250,7 +354,8 @@ def test_design_names_follow_the_golden_registry():
                                          r"\(with a pattern use wskip\)$"):
         make_tile("baseline", P)
     with pytest.raises(ValueError, match=r"^unknown design 'bit-parallel'; known designs: "
-                                         r"baseline, dstripes, wskip, tclp, tcle, pragmatic$"):
+                                         r"baseline, dstripes, wskip, tclp, tcle, pragmatic, "
+                                         r"fpraker$"):
         make_tile("bit-parallel", P)
     # the term-serial designs: the TCLe tile, with and without zero-weight gating
     tcle, prag = PARAMS["tcle"], PARAMS["pragmatic"]
@@ -281,7 +386,7 @@ def test_design_names_follow_the_golden_registry():
                                          r"True \(use tcle\)$"):
         make_tile("pragmatic", dataclasses.replace(prag, gate_zero_weights=True))
     with pytest.raises(ValueError, match=r"^backend must be one of bit-parallel, bit-serial, "
-                                         r"term-serial, not 'serial'$"):
+                                         r"term-serial, fpraker, not 'serial'$"):
         design_name("serial", "none")
 
 
@@ -295,8 +400,8 @@ def test_board_run_cli_errors(tmp_path, capsys):
     assert capsys.readouterr().err == ("effectual board: error: --run-ahead must be an integer, "
                                        "not 'x'\n")
     assert cli.main([*run, "--design", "wskip", "--encoding", "naf"]) == 2
-    assert capsys.readouterr().err == ("effectual board: error: --encoding applies to tcle and "
-                                       "pragmatic only, not wskip\n")
+    assert capsys.readouterr().err == ("effectual board: error: --encoding applies to tcle, "
+                                       "pragmatic and fpraker only, not wskip\n")
     assert cli.main(["board", "icebreaker"]) == 2
     assert capsys.readouterr().err == ("effectual board: error: the following arguments are "
                                        "required: -o/--output\n")

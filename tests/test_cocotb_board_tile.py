@@ -2,9 +2,10 @@
 UART pins, and a fuzz of random and mutated frames (``sim/tb_board_tile.py``).
 
 The board top (`hw.board_tile.BoardTile`: UART, host link, self-test vectors from golden, the
-real tile: TCLp for design tclp, bit-parallel with a pattern for wskip, TCLe for tcle) is
-emitted into ``tmp_path`` and run on Verilator (the fuzz: about 2000 bursts) and on Icarus (the
-end-to-end run only, wskip and tcle; Icarus is slower).
+real tile: TCLp for design tclp, bit-parallel with a pattern for wskip, TCLe for tcle, the
+bfloat16 FPRaker tile for fpraker) is emitted into ``tmp_path`` and run on Verilator (the fuzz:
+about 2000 bursts) and on Icarus (the end-to-end run only, wskip, tcle and fpraker; Icarus is
+slower).
 """
 
 import os
@@ -14,7 +15,7 @@ import pytest
 from effectual.driver import selftest_vectors
 from hw.board_tile import DESIGNS, BoardTile
 from hw.hostlink import SelfTest
-from hw.params import TCLeTileParams, TileParams
+from hw.params import FPRakerTileParams, TCLeTileParams, TileParams
 from sim.runner import read_results, tool_environment, verilator_makeflags
 
 P = TileParams(filters=2, lanes=4, windows=2, weight_width=8, act_width=8, act_signed=False,
@@ -82,4 +83,15 @@ def test_cocotb_board_tile_tcle_end_to_end_icarus(tmp_path):
     params = TCLeTileParams(**P.__dict__, encoding="naf", first_stage_bits=1)
     outcomes = run_board_tile("tcle", "icarus", tmp_path, ["test_driver_layer_end_to_end"],
                               {"LAYER_WINDOWS": "2"}, params=params)
+    assert outcomes == {"test_driver_layer_end_to_end": "passed"}
+
+
+@pytest.mark.cocotb
+def test_cocotb_board_tile_fpraker_end_to_end_icarus(tmp_path):
+    """The FPRaker board top (back end 3; the driver runs the float view of the self-test layer
+    through golden.fpraker_tile.layer_passes, results bit for bit, lock-step cycles) through
+    the UART pins on Icarus: 2 PEs x 2 lanes, 4 sets per pass."""
+    params = FPRakerTileParams(filters=2, lanes=2, weight_rows=4, act_rows=4)
+    outcomes = run_board_tile("fpraker", "icarus", tmp_path, ["test_driver_layer_end_to_end"],
+                              {"LAYER_WINDOWS": "1"}, params=params)
     assert outcomes == {"test_driver_layer_end_to_end": "passed"}

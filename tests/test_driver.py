@@ -14,7 +14,7 @@ from effectual.driver import Board, BoardInfo, DeviceError, ProtocolError, Seria
 from effectual.fpga import BOARD_TILES, DESIGN_TILES, board_params, params_from_info, \
     parse_tile
 from golden.tcl import pack_act_rows, passes
-from hw.params import TCLeTileParams, TileParams
+from hw.params import FPRakerTileParams, TCLeTileParams, TileParams
 from hw.protocol import Command, Error, pattern_crc
 
 P = TileParams(filters=2, lanes=4, windows=2, weight_width=8, act_width=8, act_signed=False,
@@ -235,9 +235,9 @@ def test_term_serial_info_params_and_errors():
                                                       "gate_zero_weights": False,
                                                       "encoding": "binary",
                                                       "first_stage_bits": 0, "run_ahead": 0})
-    with pytest.raises(ProtocolError, match=r"^VERSION reply has back-end code 3, not one of "
-                                            r"0\.\.2$"):
-        BoardInfo.from_bytes(info_payload(P, backend=3))
+    with pytest.raises(ProtocolError, match=r"^VERSION reply has back-end code 4, not one of "
+                                            r"0\.\.3$"):
+        BoardInfo.from_bytes(info_payload(P, backend=4))
     with pytest.raises(ProtocolError, match=r"^VERSION reply has encoding code 3, not one of "
                                             r"0\.\.2$"):
         BoardInfo.from_bytes(info_payload(PE, backend=2, term=(3, 1, 3, 1)))
@@ -262,7 +262,7 @@ def test_term_serial_expected_cycles_and_selftest_vectors():
     assert sum(expected_cycles(j, PE, "term-serial") for j in jobs) == \
         get_design(name).cycles(layer, **options)
     with pytest.raises(ValueError, match=r"^backend must be one of bit-parallel, bit-serial, "
-                                         r"term-serial, not 'serial'$"):
+                                         r"term-serial, fpraker, not 'serial'$"):
         expected_cycles(first, PE, "serial")
     with pytest.raises(TypeError, match=r"^the term-serial back end needs TCLeTileParams, not "
                                         r"TileParams\("):
@@ -274,7 +274,7 @@ def test_term_serial_board_params_and_errors():
     assert board_params("icebreaker", design="tcle", encoding="binary", first_stage_bits=3,
                         run_ahead=8) == TCLeTileParams(**base, encoding="binary",
                                                        first_stage_bits=3, run_ahead=8)
-    with pytest.raises(ValueError, match=r"^--encoding applies to tcle and pragmatic only, "
+    with pytest.raises(ValueError, match=r"^--encoding applies to tcle, pragmatic and fpraker only, "
                                          r"not tclp$"):
         board_params("icebreaker", design="tclp", encoding="naf")
     with pytest.raises(ValueError, match=r"^--run-ahead applies to tcle and pragmatic only, "
@@ -292,5 +292,95 @@ def test_term_serial_board_params_and_errors():
                                          r"not pragmatic$"):
         board_params("icebreaker", design="pragmatic", pattern="L<2,1>")
     with pytest.raises(ValueError, match=r"^unknown design 'tcl'; known designs: baseline, "
-                                         r"dstripes, wskip, tclp, tcle, pragmatic$"):
+                                         r"dstripes, wskip, tclp, tcle, pragmatic, fpraker$"):
         board_params("icebreaker", design="tcl")
+
+
+PF = FPRakerTileParams(filters=4, lanes=8, weight_rows=64, act_rows=64, fp_acc_width=30,
+                       encoding="booth")
+
+
+def test_fpraker_info_params_and_errors():
+    """Back-end code 3 (fpraker): the encoding in byte 29 and fp_acc_width in byte 30 (bytes 31
+    and 32 zero), written out by hand; params_from_info rebuilds the FPRakerTileParams."""
+    payload = info_payload(PF, backend=3, term=(0, 30, 0, 0))
+    assert payload[5:12] == bytes([3, 4, 8, 1, 16, 16, 0])
+    info = BoardInfo.from_bytes(payload)
+    assert (info.backend, info.fpraker, info.term_serial, info.encoding, info.fp_acc_width,
+            info.first_stage_bits, info.run_ahead) == ("fpraker", True, False, "booth", 30,
+                                                       None, None)
+    assert params_from_info(info) == PF
+    board = Board(Scripted([encode_reply(Command.VERSION, Error.OK, payload)]))
+    board.handshake()
+    board.expect(PF)
+    with pytest.raises(ValueError, match=r"^the board's tile differs from the expected one in "
+                                         r"lanes, encoding, fp_acc_width$"):
+        board.expect(FPRakerTileParams(filters=4, lanes=4, weight_rows=64, act_rows=64))
+    with pytest.raises(ValueError, match=r"^the board's tile differs from the expected one in "
+                                         r"filters, lanes, windows, weight_width, act_width, "
+                                         r"weight_rows, act_rows, pattern, params type \(the "
+                                         r"board's back end is fpraker\)$"):
+        board.expect(P)
+    # a TCLe board is not an fpraker one either
+    term = Board(Scripted([encode_reply(Command.VERSION, Error.OK,
+                                        info_payload(PE, backend=2, term=(1, 1, 3, 1)))]))
+    term.handshake()
+    with pytest.raises(ValueError, match=r"params type \(the board's back end is "
+                                         r"term-serial\)$"):
+        term.expect(FPRakerTileParams(filters=2, lanes=4, weight_rows=32, act_rows=32))
+    with pytest.raises(ProtocolError, match=r"^VERSION reply has encoding code 5, not one of "
+                                            r"0\.\.2$"):
+        BoardInfo.from_bytes(info_payload(PF, backend=3, term=(5, 30, 0, 0)))
+    bad = BoardInfo.from_bytes(info_payload(PF, backend=3, term=(0, 30, 0, 0))[:22] + b"\0\0"
+                               + payload[24:])
+    with pytest.raises(ValueError, match=r"^the fpraker board's pattern \(CRC 0x0000\) is not "
+                                         r"none$"):
+        params_from_info(bad)
+
+
+def test_fpraker_expected_cycles_and_selftest_vectors():
+    """The fpraker self-test is golden.fpraker_tile.selftest_pass; the expected cycles of a pass
+    are the lock-step sum of per-set maxima over the PEs, checked against per-PE fpraker_dot
+    set cycles."""
+    from golden.fpraker import fpraker_dot
+    from golden.fpraker_tile import selftest_pass
+    from effectual.driver import expected_cycles
+
+    params = FPRakerTileParams(filters=3, lanes=2, weight_rows=8, act_rows=8)
+    st = selftest_pass(params, seed=6)
+    vectors = selftest_vectors(params, backend="fpraker", seed=6)
+    assert (vectors["rows"], vectors["steps"]) == (4, 4)
+    assert vectors["schedule"] == st.schedule and vectors["acts"] == st.acts
+    per_pe = [fpraker_dot(st.a_sets.ravel(), st.b_sets[p].ravel(), params.pe_params)
+              for p in range(3)]
+    assert vectors["results"] == [int(d.bits) for d in per_pe]
+    lockstep = int(np.max([d.set_cycles for d in per_pe], axis=0).sum())
+    assert vectors["cycles"] == lockstep == expected_cycles(st, params, "fpraker")
+    with pytest.raises(TypeError, match=r"^the fpraker back end needs FPRakerTileParams, not "
+                                        r"TileParams\("):
+        expected_cycles(st, P, "fpraker")
+
+
+def test_fpraker_board_params_and_errors():
+    from effectual.fpga import FPRAKER_TILES
+
+    assert board_params("icebreaker", design="fpraker") == FPRakerTileParams(
+        **FPRAKER_TILES["icebreaker"])
+    assert FPRAKER_TILES["icebreaker"] == dict(filters=1, lanes=4, weight_rows=72, act_rows=72)
+    assert board_params("ulx3s-85f", design="fpraker", encoding="booth", fp_acc_width=30) == PF
+    assert board_params("icebreaker", design="fpraker", tile="2x2x1", weight_rows=8,
+                        act_rows=8) == FPRakerTileParams(filters=2, lanes=2, weight_rows=8,
+                                                         act_rows=8)
+    with pytest.raises(ValueError, match=r"^--fp-acc-width applies to fpraker only, not tcle$"):
+        board_params("icebreaker", design="tcle", fp_acc_width=24)
+    with pytest.raises(ValueError, match=r"^--first-stage-bits applies to tcle and pragmatic "
+                                         r"only, not fpraker$"):
+        board_params("icebreaker", design="fpraker", first_stage_bits=1)
+    with pytest.raises(ValueError, match=r"^--pattern applies to wskip, tclp and tcle only, "
+                                         r"not fpraker$"):
+        board_params("icebreaker", design="fpraker", pattern="L<2,1>")
+    with pytest.raises(ValueError, match=r"^windows of an FPRaker tile must be 1, not 2$"):
+        board_params("icebreaker", design="fpraker", tile="1x4x2")
+    with pytest.raises(ValueError, match=r"^fp_acc_width must be an integer from 16 to 48, "
+                                         r"not 50$"):
+        board_params("icebreaker", design="fpraker", fp_acc_width=50)

@@ -60,7 +60,7 @@ def test_fpga_errors(tmp_path, capsys, monkeypatch):
     assert cli.main(["fpga", "--board", "icebreaker", "--design", "xyz", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: unknown design 'xyz'; known "
                                        "designs: baseline, dstripes, wskip, tclp, tcle, "
-                                       "pragmatic\n")
+                                       "pragmatic, fpraker\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--design", "baseline", "--pattern",
                      "T<2,5>", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: --pattern applies to wskip, "
@@ -68,8 +68,8 @@ def test_fpga_errors(tmp_path, capsys, monkeypatch):
     # the term-serial options: only for tcle and pragmatic, integers in their ranges
     assert cli.main(["fpga", "--board", "icebreaker", "--design", "tclp", "--encoding", "naf",
                      "-o", "x"]) == 2
-    assert capsys.readouterr().err == ("effectual fpga: error: --encoding applies to tcle and "
-                                       "pragmatic only, not tclp\n")
+    assert capsys.readouterr().err == ("effectual fpga: error: --encoding applies to tcle, "
+                                       "pragmatic and fpraker only, not tclp\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--design", "tcle", "--first-stage-bits",
                      "two", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: --first-stage-bits must be an "
@@ -78,6 +78,23 @@ def test_fpga_errors(tmp_path, capsys, monkeypatch):
                      "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: run_ahead must be an integer "
                                        "from 0 to 8, not 9\n")
+    # the fpraker options: --fp-acc-width for fpraker only, the term-serial ones not for it
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "tclp", "--fp-acc-width",
+                     "24", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: --fp-acc-width applies to "
+                                       "fpraker only, not tclp\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "fpraker", "--run-ahead",
+                     "1", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: --run-ahead applies to tcle "
+                                       "and pragmatic only, not fpraker\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "fpraker", "--fp-acc-width",
+                     "wide", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: --fp-acc-width must be an "
+                                       "integer, not 'wide'\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--design", "fpraker", "--signed-acts",
+                     "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: act_signed of an FPRaker tile "
+                                       "must be False, not True\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--baud", "2500000", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: baud 2500000 at 12 MHz is off by "
                                        "4.0 % (divisor 5); at most 2 % is accepted\n")

@@ -28,7 +28,7 @@ from effectual.driver import Board, decode_reply, encode_reply, encode_request, 
 from golden.tcl import pack_act_rows, passes
 from hw.board_tile import DESIGNS, TileLink
 from hw.hostlink import HostLink, SelfTest, crc16_next, frame_geometry
-from hw.params import TCLeTileParams, TileParams
+from hw.params import FPRakerTileParams, TCLeTileParams, TileParams
 from hw.protocol import PROTOCOL_VERSION, Command, Error, crc16, pattern_crc
 from sim.board_sim import ByteTransport
 
@@ -321,17 +321,60 @@ def test_term_serial_version_info_selftest_and_errors():
     assert ask(tr, Command.SELFTEST) == encode_reply(
         Command.SELFTEST, Error.OK, bytes([1]) + cycles.to_bytes(4, "little"))
     with pytest.raises(ValueError, match=r"^backend must be one of bit-parallel, bit-serial, "
-                                         r"term-serial, not 'serial'$"):
+                                         r"term-serial, fpraker, not 'serial'$"):
         HostLink(params=P, backend="serial")
     with pytest.raises(TypeError, match=r"^backend term-serial needs params of type "
                                         r"TCLeTileParams, not TileParams$"):
         HostLink(params=P, backend="term-serial")
 
 
-@pytest.mark.parametrize("design", ["wskip", "tclp", "tcle"])
+#: the FPRaker tile behind the link: 2 PEs x 4 lanes (activation rows of 8 bytes, like P's)
+PF = FPRakerTileParams(filters=2, lanes=4, weight_rows=8, act_rows=8)
+
+
+def test_fpraker_version_info_selftest_and_errors():
+    """An FPRaker tile behind the link: VERSION tells back end 3, the encoding (byte 29) and
+    fp_acc_width (byte 30); bytes 31 and 32 are 0. The power-on and commanded self-tests pass
+    with the cycles of golden.fpraker_tile.pass_result on selftest_pass's sets."""
+    from golden.fpraker_tile import pass_result, selftest_pass
+
+    pf = FPRakerTileParams(filters=2, lanes=2, weight_rows=8, act_rows=8, fp_acc_width=21,
+                           encoding="binary")
+    assert frame_geometry(pf)["max_payload"] == 256
+    _, tr = make(design="fpraker", params=pf)
+    info = expected_info(pf, 3, True, 12000000, 256, term=(2, 21, 0, 0))
+    assert info[5:12] == bytes([3, 2, 2, 1, 16, 16, 0])
+    assert ask(tr, Command.VERSION, bytes([PROTOCOL_VERSION])) == \
+        encode_reply(Command.VERSION, Error.OK, info)
+    st = selftest_pass(pf, seed=1)
+    cycles = pass_result(pf, st.a_sets, st.b_sets).cycles
+    assert ask(tr, Command.STATUS) == encode_reply(Command.STATUS, Error.OK,
+                                                   bytes([0b1110, 0, 0, 0, 2, 0]))
+    assert ask(tr, Command.SELFTEST) == encode_reply(
+        Command.SELFTEST, Error.OK, bytes([1]) + cycles.to_bytes(4, "little"))
+    # the results of the self-test pass: P float32 patterns of 5 bytes (33-bit, zero-extended)
+    assert ask(tr, Command.READ_RESULTS, u16(0) + u16(2)) == encode_reply(
+        Command.READ_RESULTS, Error.OK,
+        b"".join(int(r).to_bytes(5, "little") for r in st.results))
+    with pytest.raises(TypeError, match=r"^backend fpraker needs params of type "
+                                        r"FPRakerTileParams, not TileParams$"):
+        HostLink(params=P, backend="fpraker")
+    with pytest.raises(TypeError, match=r"^backend fpraker needs params of type "
+                                        r"FPRakerTileParams, not TCLeTileParams$"):
+        HostLink(params=TCLeTileParams(**P.__dict__), backend="fpraker")
+    for backend in ("bit-parallel", "bit-serial"):
+        with pytest.raises(TypeError, match=r"^params of type FPRakerTileParams need backend "
+                                            rf"fpraker, not {backend}$"):
+            HostLink(params=pf, backend=backend)
+    with pytest.raises(TypeError, match=r"^backend term-serial needs params of type "
+                                        r"TCLeTileParams, not FPRakerTileParams$"):
+        HostLink(params=pf, backend="term-serial")
+
+
+@pytest.mark.parametrize("design", ["wskip", "tclp", "tcle", "fpraker"])
 def test_fuzz_random_and_mutated_frames(design):
     rng = np.random.default_rng(11)
-    params = TCLeTileParams(**P.__dict__) if design == "tcle" else P
+    params = {"tcle": TCLeTileParams(**P.__dict__), "fpraker": PF}.get(design, P)
     _, tr = make(design=design, params=params)
     valid = [encode_request(Command.STATUS), encode_request(Command.VERSION, b"\x01"),
              encode_request(Command.READ_CYCLES),
