@@ -1,6 +1,6 @@
 """A tile on a board: UART host link, LEDs and the built-in self-test around a bit-parallel,
-TCLp (bit-serial), TCLe (term-serial) or FPRaker (bfloat16) tile, named as the golden design registry names them
-(`DESIGNS`).
+TCLp (bit-serial), TCLe (term-serial) or FPRaker (bfloat16) tile, named as the golden design
+registry names them (`DESIGNS`).
 
 `TileLink` is the tile behind a `hw.hostlink.HostLink` (byte streams in and out);
 `BoardTile` adds the UART (8N1, ``divisor`` clock cycles per bit) and the LED outputs;
@@ -11,7 +11,8 @@ reset, the board's USB-serial UART, LEDs as listed in `LED_MAP`).
 import dataclasses
 import importlib
 
-from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal, Value
+from amaranth.hdl import (ClockDomain, DomainRenamer, Elaboratable, Module, ResetInserter,
+                          Signal, Value)
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -20,8 +21,9 @@ from .hostlink import HostLink
 from .params import FPRakerTileParams, TCLeTileParams, TileParams
 from .uart import UARTRx, UARTTx
 
-__all__ = ["DESIGNS", "FIXED_PATTERNS", "FIXED_GATING", "LED_ROLES", "LED_MAP", "TileLink",
-           "BoardTile", "BoardTileTop", "make_tile", "design_name", "design_backend"]
+__all__ = ["CLOCK_DIVIDERS", "TILE_CLOCK_NET", "DESIGNS", "FIXED_PATTERNS", "FIXED_GATING",
+           "LED_ROLES", "LED_MAP", "TileLink", "BoardTile", "BoardTileTop", "make_tile",
+           "design_name", "design_backend"]
 
 #: design name (as in `golden.designs` and ``effectual sim``) -> (component "module:Class",
 #: back end, a name of `hw.protocol.BACKENDS`): ``baseline`` and ``wskip`` are the
@@ -44,6 +46,11 @@ FIXED_PATTERNS = {"baseline": "none", "dstripes": "none", "pragmatic": "none",
                   "fpraker": "none"}
 #: term-serial designs -> their fixed ``gate_zero_weights``
 FIXED_GATING = {"tcle": True, "pragmatic": False}
+
+#: the clock dividers `BoardTileTop` can put between the board clock and the tile
+CLOCK_DIVIDERS = (1, 2, 4, 8)
+#: the netlist name of `BoardTileTop`'s divided clock (Yosys keeps the top-level name)
+TILE_CLOCK_NET = "tile_clk"
 
 #: the meaning of the bits of `BoardTile.leds`, LSB first
 LED_ROLES = ("idle", "busy", "pass", "fail")
@@ -279,24 +286,55 @@ class BoardTileTop(Elaboratable):
     board : str
         A key of `LED_MAP` (and of `hw.board.BOARDS`).
     board_tile : `BoardTile`
+    clock_divider : int, one of `CLOCK_DIVIDERS`
+        The board tile runs on the board clock divided by this (1: the board clock itself). A
+        divided clock is a flip-flop of the board clock domain, the clock of a new domain
+        ``tile`` (net `TILE_CLOCK_NET`; the fabric routes it on a global net); the button reset
+        is synchronized into it. The board tile's UART divisor and ``clock_hz`` must be those
+        of the divided clock, and the build must constrain the net to its frequency
+        (`effectual.fpga.build_tile_bitstream` does).
     """
 
-    def __init__(self, board, board_tile):
+    def __init__(self, board, board_tile, *, clock_divider=1):
         if board not in LED_MAP:
             raise ValueError(f"unknown board {board!r}; known boards: {', '.join(LED_MAP)}")
+        if not isinstance(clock_divider, int) or isinstance(clock_divider, bool):
+            raise TypeError(f"clock_divider must be one of "
+                            f"{', '.join(map(str, CLOCK_DIVIDERS))}, not {clock_divider!r}")
+        if clock_divider not in CLOCK_DIVIDERS:
+            raise ValueError(f"clock_divider must be one of "
+                             f"{', '.join(map(str, CLOCK_DIVIDERS))}, not {clock_divider!r}")
         self.board = board
         self.board_tile = board_tile
+        self.clock_divider = clock_divider
+        self._tile_domain = ClockDomain("tile") if clock_divider > 1 else None
+
+    @property
+    def tile_clock(self):
+        """The divided clock (net `TILE_CLOCK_NET`), or None with ``clock_divider=1``."""
+        return self._tile_domain.clk if self._tile_domain is not None else None
 
     def elaborate(self, platform):
         m = Module()
         logic = Module()
         logic.submodules.board_tile = bt = self.board_tile
+        domain = "sync"
+        if self.clock_divider > 1:
+            domain = "tile"
+            m.domains.tile = tile = self._tile_domain
+            # the clock is a register of the board clock domain: it toggles every
+            # clock_divider / 2 board cycles
+            count = Signal(range(self.clock_divider // 2))
+            with m.If(count == self.clock_divider // 2 - 1):
+                m.d.sync += [count.eq(0), tile.clk.eq(~tile.clk)]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
         reset = Signal()
         if platform is not None:
             if self.board == "icebreaker" and ("led", 2) not in platform.resources:
                 platform.add_resources(platform.break_off_pmod)
             m.submodules.button = button = io.Buffer("i", platform.request("button", 0, dir="-"))
-            m.submodules.button_sync = FFSynchronizer(button.i, reset)
+            m.submodules.button_sync = FFSynchronizer(button.i, reset, o_domain=domain)
             uart = platform.request("uart", 0, dir="-")
             m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
             m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
@@ -305,5 +343,6 @@ class BoardTileTop(Elaboratable):
                 led = io.Buffer("o", platform.request("led", index, dir="-"))
                 m.submodules[f"led_{role}"] = led
                 m.d.comb += led.o.eq(bt.leds[LED_ROLES.index(role)])
-        m.submodules.logic = ResetInserter(reset)(logic)
+        logic = ResetInserter(reset)(logic)
+        m.submodules.logic = DomainRenamer(domain)(logic) if domain != "sync" else logic
         return m

@@ -405,3 +405,47 @@ def test_board_run_cli_errors(tmp_path, capsys):
     assert cli.main(["board", "icebreaker"]) == 2
     assert capsys.readouterr().err == ("effectual board: error: the following arguments are "
                                        "required: -o/--output\n")
+
+
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_board_top_with_divided_clock(board):
+    """``clock_divider=4``: the tile's logic is in a ``tile`` domain whose clock is a register
+    of the board clock domain, net `TILE_CLOCK_NET`, toggling every 2 board cycles."""
+    from amaranth.sim import Simulator
+
+    from hw.board_tile import TILE_CLOCK_NET
+
+    params = PARAMS["wskip"]
+    dut = BoardTile(params=params, design="wskip", divisor=26,
+                    selftest=SelfTest(**selftest_vectors(params, backend="bit-parallel")))
+    plan = BOARDS[board]().build(BoardTileTop(board, dut, clock_divider=4), name="top",
+                                 do_build=False)
+    rtlil = plan.files["top.il"]
+    assert f"wire width 1 \\{TILE_CLOCK_NET}" in rtlil or f"wire \\{TILE_CLOCK_NET}" in rtlil
+    # the divided clock in simulation (no platform): high for 2 board cycles, low for 2
+    top = BoardTileTop(board, BoardTile(params=params, design="wskip", divisor=26),
+                       clock_divider=4)
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    seen = []
+
+    async def bench(ctx):
+        for _ in range(12):
+            await ctx.tick()
+            seen.append(ctx.get(top.tile_clock))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen[:8] in ([1, 1, 0, 0, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0, 1, 1],
+                        [1, 0, 0, 1, 1, 0, 0, 1], [0, 1, 1, 0, 0, 1, 1, 0])
+
+
+@pytest.mark.parametrize("divider, error, message", [
+    (3, ValueError, r"^clock_divider must be one of 1, 2, 4, 8, not 3$"),
+    ("2", TypeError, r"^clock_divider must be one of 1, 2, 4, 8, not '2'$"),
+    (True, TypeError, r"^clock_divider must be one of 1, 2, 4, 8, not True$"),
+])
+def test_board_top_clock_divider_errors(divider, error, message):
+    dut = BoardTile(params=PARAMS["wskip"], design="wskip", divisor=26)
+    with pytest.raises(error, match=message):
+        BoardTileTop("icebreaker", dut, clock_divider=divider)

@@ -2,9 +2,10 @@
 
 Each build is a small bit-parallel tile with a pattern (design ``wskip``: 1 filter x 2 lanes x
 1 window, 8 rows) so that it runs in the default suite: the UART host link, the self-test ROM,
-the LEDs and the tile all go through Yosys, nextpnr and the packer. The figures in
-``fpga.json`` are checked against nextpnr's own text log, and the bitstream against the
-family's file header.
+the LEDs and the tile all go through Yosys, nextpnr and the packer. The ECP5 build runs the tile
+on the board clock divided by 2 (`hw.board_tile.BoardTileTop`'s ``clock_divider``), so the
+divided clock's constraint reaches nextpnr there. The figures in ``fpga.json`` are checked
+against nextpnr's own text log, and the bitstream against the family's file header.
 """
 
 import json
@@ -27,18 +28,27 @@ def test_full_bitstream(board, tmp_path, capsys):
     except OSError as error:
         pytest.skip(f"fpga extra not installed: {error}")
     out = tmp_path / board
-    assert cli.main(["fpga", "--board", board, *BUILD, "-o", str(out)]) == 0
+    divider = {"icebreaker": 1, "ulx3s-85f": 2}[board]
+    assert cli.main(["fpga", "--board", board, *BUILD, "--clock-divider", str(divider), "-o",
+                     str(out)]) == 0
     printed = capsys.readouterr().out
     result = json.loads((out / "fpga.json").read_text())
     assert result["parameters"]["filters"] == 1 and result["design"] == "wskip"
-    assert result["divisor"] == {"icebreaker": 104, "ulx3s-85f": 217}[board]
+    assert result["clock_divider"] == divider
+    assert result["clock_mhz"] == result["board_clock_mhz"] / divider
+    # the UART divisor of the tile's clock: 12 MHz / 115200, 12.5 MHz / 115200
+    assert result["divisor"] == {"icebreaker": 104, "ulx3s-85f": 109}[board]
     log = (out / "top.tim").read_text()
-    clock, achieved, constraint = re.findall(
-        r"Max frequency for clock '([^']+)': ([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz\)",
-        log)[-1]
-    assert round(result["fmax_mhz"], 2) == float(achieved)
-    assert float(constraint) == result["clock_mhz"]
-    assert result["timing_met"] == (float(achieved) >= float(constraint))
+    # nextpnr's final report: one line per clock (the last len(fmax) lines)
+    reported = re.findall(
+        r"Max frequency for clock +'([^']+)': ([\d.]+) MHz \((?:PASS|FAIL) at ([\d.]+) MHz\)",
+        log)[-len(result["fmax"]):]
+    constraints = sorted(float(constraint) for _, _, constraint in reported)
+    # every clock constrained to its own frequency: the tile's (divided) and the board's
+    assert constraints == sorted({result["clock_mhz"], result["board_clock_mhz"]})
+    assert round(result["fmax_mhz"], 2) == min(float(achieved) for _, achieved, _ in reported)
+    assert result["timing_met"] == all(float(achieved) >= float(constraint)
+                                       for _, achieved, constraint in reported)
     logged = {bel: (int(used), int(available)) for bel, used, available in
               re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%$", log, re.MULTILINE)}
     assert {bel: (u["used"], u["available"]) for bel, u in result["utilisation"].items()} == {
@@ -47,7 +57,7 @@ def test_full_bitstream(board, tmp_path, capsys):
     # clock, button, UART rx and tx, four LEDs
     assert result["utilisation"][io]["used"] == 8
     assert open(result["bitstream"], "rb").read(len(HEADERS[board])) == HEADERS[board]
-    assert f"Fmax {float(achieved):.2f} MHz post-route" in printed
+    assert f"Fmax {result['fmax_mhz']:.2f} MHz post-route" in printed
 
 
 def test_fpga_errors(tmp_path, capsys, monkeypatch):
@@ -95,6 +105,9 @@ def test_fpga_errors(tmp_path, capsys, monkeypatch):
                      "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: act_signed of an FPRaker tile "
                                        "must be False, not True\n")
+    assert cli.main(["fpga", "--board", "icebreaker", "--clock-divider", "3", "-o", "x"]) == 2
+    assert capsys.readouterr().err == ("effectual fpga: error: --clock-divider must be one of "
+                                       "1, 2, 4, 8, not 3\n")
     assert cli.main(["fpga", "--board", "icebreaker", "--baud", "2500000", "-o", "x"]) == 2
     assert capsys.readouterr().err == ("effectual fpga: error: baud 2500000 at 12 MHz is off by "
                                        "4.0 % (divisor 5); at most 2 % is accepted\n")
