@@ -32,7 +32,7 @@ help:
 	@echo "make synth     Yosys iCE40/ECP5 cell and LUT counts (installs the fpga extra)"
 	@echo "make board BOARD=icebreaker|ulx3s-85f [BOARD_ARGS='--value-width 8 --pipelined']   bitstream, utilisation, Fmax"
 	@echo "make board-program   the same, then load it with iceprog/openFPGALoader"
-	@echo "make fpga BOARD=icebreaker|ulx3s-85f DESIGN=tclp|wskip|baseline|dstripes [TILE=FxNxW]   tile + UART host link bitstream"
+	@echo "make fpga BOARD=icebreaker|ulx3s-85f DESIGN=tclp|wskip|baseline|dstripes|tcle|pragmatic|fpraker [TILE=FxNxW]   tile + UART host link bitstream"
 	@echo "make fpga-program    the same, then load it"
 	@echo "make bench     golden-model throughput in values per second"
 	@echo "make report    import the built-in real workloads, statistics, report (installs the workloads extra)"

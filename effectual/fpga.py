@@ -4,6 +4,7 @@
                    [--act-width N] [--signed-acts] [--rows N] [--baud N] [-o DIR] [--program]
                    [--encoding E] [--first-stage-bits L1] [--run-ahead A]   (tcle, pragmatic)
                    [--encoding E] [--fp-acc-width W]                         (fpraker)
+                   [--clock-divider 1|2|4|8]   (the tile on a divided board clock; fpraker: 4)
     effectual board run --board B --layer FILE --port DEV [--baud N] [--max-windows N]
                         [--design D --tile FxNxW ...  with --port sim]
 
