@@ -7,13 +7,11 @@ each PE is `golden.fpraker.fpraker_dot`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import memory, wiring
 
 from .fpraker import FPRakerPE
-from .layouts import act_row_layout, result_shape, schedule_row_layout
 from .params import FPRakerTileParams
-from .tile import _memory_ports
+from .tile import _memory_ports, host_interface
 
 __all__ = ["FPRakerTile"]
 
@@ -93,18 +91,7 @@ class FPRakerTile(wiring.Component):
             act_width=act_width, act_signed=act_signed, pattern=pattern,
             weight_rows=weight_rows, act_rows=act_rows, fp_acc_width=fp_acc_width,
             encoding=encoding)
-        super().__init__({
-            "weights": In(stream.Signature(schedule_row_layout(p))),
-            "acts": In(stream.Signature(act_row_layout(p))),
-            "results": Out(stream.Signature(result_shape(p))),
-            "start": In(1),
-            "rows": In(unsigned(p.weight_rows.bit_length())),
-            "steps": In(unsigned(p.act_rows.bit_length())),
-            "load_weights": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(32),
-        })
+        super().__init__(host_interface(p))
 
     @property
     def params(self):

@@ -52,8 +52,8 @@ from amaranth.utils import ceil_log2
 from .layouts import act_row_layout, result_shape, schedule_row_layout
 from .params import TileParams, check_bool, check_int
 
-__all__ = ["candidate_positions", "ActivationSelect", "BitSerialInnerProduct", "BitParallelInnerProduct", "TCLpTile",
-           "BitParallelTile"]
+__all__ = ["candidate_positions", "host_interface", "ActivationSelect", "BitSerialInnerProduct",
+           "BitParallelInnerProduct", "TCLpTile", "BitParallelTile"]
 
 
 def _tree(op, values):
@@ -476,6 +476,23 @@ class BitParallelInnerProduct(wiring.Component):
 _STATES = ("IDLE", "LOAD_WEIGHTS", "LOAD_ACTS", "COMPUTE", "OUTPUT")
 
 
+def host_interface(params):
+    """Return the signature members of a tile's host interface for ``params`` (a `TileParams`):
+    the ports of `TCLpTile` (docs/tcl-contract.md), shared by every tile."""
+    return {
+        "weights": In(stream.Signature(schedule_row_layout(params))),
+        "acts": In(stream.Signature(act_row_layout(params))),
+        "results": Out(stream.Signature(result_shape(params))),
+        "start": In(1),
+        "rows": In(unsigned(params.weight_rows.bit_length())),
+        "steps": In(unsigned(params.act_rows.bit_length())),
+        "load_weights": In(1),
+        "busy": Out(1),
+        "done": Out(1),
+        "cycles": Out(32),
+    }
+
+
 class _Tile(wiring.Component):
     """Shared host interface, memories, front end and result path of both tiles."""
 
@@ -488,18 +505,7 @@ class _Tile(wiring.Component):
             filters=filters, lanes=lanes, windows=windows, weight_width=weight_width,
             act_width=act_width, act_signed=act_signed, pattern=pattern,
             weight_rows=weight_rows, act_rows=act_rows)
-        super().__init__({
-            "weights": In(stream.Signature(schedule_row_layout(p))),
-            "acts": In(stream.Signature(act_row_layout(p))),
-            "results": Out(stream.Signature(result_shape(p))),
-            "start": In(1),
-            "rows": In(unsigned(p.weight_rows.bit_length())),
-            "steps": In(unsigned(p.act_rows.bit_length())),
-            "load_weights": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(32),
-        })
+        super().__init__(host_interface(p))
 
     @property
     def params(self):
