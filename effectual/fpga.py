@@ -62,7 +62,8 @@ FPRAKER_TILES = {
 }
 #: (board, design) -> the default clock divider (`hw.board_tile.CLOCK_DIVIDERS`) between the board
 #: clock and the tile: the FPRaker PE's one-cycle set path reaches about 5 MHz on the UP5K, so
-#: the iCEBreaker runs it at 12 / 4 = 3 MHz; on the ULX3S 25 / 4 = 6.25 MHz (not built)
+#: the iCEBreaker runs it at 12 / 4 = 3 MHz (reaches 5.03), the ULX3S at 25 / 4 = 6.25 MHz
+#: (reaches 10.23)
 CLOCK_DIVIDERS = {("icebreaker", "fpraker"): 4, ("ulx3s-85f", "fpraker"): 4}
 #: the `hw.params.TCLeTileParams` options of the term-serial designs (tcle, pragmatic), and the
 #: command-line option setting each
