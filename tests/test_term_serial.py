@@ -143,28 +143,13 @@ def test_bad_parameters(kwargs, error, message):
 
 import dataclasses  # noqa: E402
 
-from golden.layers import Layer, layer_output  # noqa: E402
+from golden.layers import layer_output  # noqa: E402
 from golden.pragmatic import schedule_cycles  # noqa: E402
 from golden.tcl import passes  # noqa: E402
 from hw.layouts import pack_act_row, pack_schedule_row, unpack_result  # noqa: E402
 from hw.params import TCLeTileParams  # noqa: E402
 from hw.term_serial import TCLeTile  # noqa: E402
-
-
-def small_layer(rng, *, kind, act_bits, act_signed, density, C=5, K=3, groups=1):
-    low = -(1 << (act_bits - 1)) if act_signed else 0
-    high = (1 << (act_bits - 1)) if act_signed else (1 << act_bits)
-    shape = (C,) if kind == "fc" else (C, 4, 3)
-    acts = rng.integers(low, high, size=shape) >> rng.integers(0, act_bits, size=shape)
-    acts[rng.random(shape) < 0.3] = 0
-    acts.flat[0] = low if act_signed else high - 1
-    w_shape = (K, C) if kind == "fc" else (K, C // groups, 2, 2)
-    weights = rng.integers(-127, 128, size=w_shape) * (rng.random(w_shape) < density)
-    if kind == "fc":
-        return Layer(kind="fc", weights=weights, activations=acts, act_bits=act_bits,
-                     act_signed=act_signed)
-    return Layer(kind="conv", weights=weights, activations=acts, padding=(1, 0, 0, 1),
-                 groups=groups, act_bits=act_bits, act_signed=act_signed)
+from sim.tb_tcle import small_layer  # noqa: E402  (plain numpy, shared with sim.tb_tcle)
 
 
 def run_tcle_tile(params, jobs, *, idle=None, stall=None):
