@@ -77,7 +77,8 @@ def add_arguments(parser):
                         help="weight-skipping pattern of wskip/tclp: none, L<h,d>, T<2,5> "
                              "(default) or '(dt,dl),...'")
     parser.add_argument("--run-ahead", type=int, metavar="R",
-                        help="tclp: rows a column may run ahead (default 0 = lock-step)")
+                        help="tclp, pragmatic, tcle: rows a column may run ahead (default 0 = "
+                             "lock-step)")
     parser.add_argument("--encoding", choices=("booth", "naf", "binary"),
                         help="pragmatic/tcle: activation term encoding (default booth)")
     parser.add_argument("--first-stage-bits", type=int, metavar="L1",

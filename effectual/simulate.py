@@ -106,7 +106,7 @@ def add_arguments(parser):
                              "row-major)")
     parser.add_argument("--tile", metavar="FxNxW",
                         help="filters x lanes x windows of the tile (default 4x4x1 for "
-                             "baseline and wskip, 4x4x2 for dstripes, tclp and tcle)")
+                             "baseline and wskip, 4x4x2 for dstripes, tclp, tcle and pragmatic)")
     parser.add_argument("--array", metavar="RxC",
                         help="rows x cols of the sysmt1/2/4 array (default 4x4, fast to build; "
                              "the registered designs model 16x16)")
